@@ -1,0 +1,32 @@
+# loyalty-pulse worker / CLI image.
+#   docker build -t loyalty-pulse .
+#   docker run --rm -e LOYALTY_PULSE_BROKER=kafka:9092 -e LOYALTY_PULSE_WEB_HOST=0.0.0.0 loyalty-pulse
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 loyalty \
+    && useradd --system --uid 10001 --gid loyalty --home-dir /home/loyalty --create-home loyalty \
+    && mkdir -p /data \
+    && chown loyalty:loyalty /data
+
+WORKDIR /tmp/loyalty-pulse-src
+COPY pyproject.toml README.md ./
+COPY stream_app ./stream_app
+COPY agents ./agents
+COPY tables ./tables
+RUN pip install --no-cache-dir . \
+    && cd / \
+    && rm -rf /tmp/loyalty-pulse-src
+
+USER loyalty
+WORKDIR /home/loyalty
+# Local table state (RocksDB); rebuilt from the changelog topics when empty.
+ENV LOYALTY_PULSE_DATA_DIR=/data
+VOLUME ["/data"]
+EXPOSE 6066
+
+ENTRYPOINT ["loyalty-pulse"]
+CMD ["worker"]

@@ -1,0 +1,11 @@
+.PHONY: help demo test lint setup
+help:  ## list targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+demo:  ## broker + worker + simulated traffic
+	./dev demo
+test:  ## lint and the whole test suite
+	./dev test
+lint:  ## ruff and mypy
+	./dev lint
+setup:  ## create .venv and install
+	./dev setup

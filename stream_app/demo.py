@@ -1,0 +1,121 @@
+"""Broker + worker + simulated traffic on the embedded defaults, in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+
+from stream_app.broker import start_broker
+from stream_app.processes import port_is_free, spawn, stop
+from stream_app.producer import EventSender
+from stream_app.settings import Settings
+from stream_app.simulator import SimulationConfig
+from stream_app.topics import ensure_topics
+from stream_app.traffic import simulate_to_broker, stop_on_signals
+
+console = Console(stderr=True)
+
+
+def _worker_env(settings: Settings) -> dict[str, str]:
+    return {
+        "LOYALTY_PULSE_BROKER": settings.broker,
+        "LOYALTY_PULSE_WEB_PORT": str(settings.web_port),
+        "LOYALTY_PULSE_DATA_DIR": str(settings.data_dir),
+        "LOYALTY_PULSE_LOG_LEVEL": "warning",
+    }
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until the worker owns partitions (its consumer group has formed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/totals", timeout=2) as resp:  # noqa: S310
+                if orjson.loads(resp.read())["partitions"]:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the worker was not ready after {timeout_s:.0f}s")
+
+
+def run_demo(
+    broker_port: int, web_port: int, customers: int, speed: float, rate: float, days_back: int
+) -> None:
+    for port in (broker_port, web_port):
+        if not port_is_free("127.0.0.1", port):
+            raise RuntimeError(f"port {port} is in use; pick others with --broker-port/--web-port")
+    workdir = Path(tempfile.mkdtemp(prefix="loyalty-pulse-demo-"))
+    settings = Settings(
+        broker=f"127.0.0.1:{broker_port}", web_port=web_port, data_dir=workdir / "worker"
+    )
+    failed = True
+
+    def clean_up() -> None:
+        if not failed:  # on failure the logs stay for the user to read
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    with ExitStack() as stack:
+        stack.callback(clean_up)
+
+        console.print(f"[bold]loyalty-pulse demo[/] — logs in {workdir}")
+        broker_log = stack.enter_context((workdir / "broker.log").open("wb"))
+        broker = start_broker(broker_port, log=broker_log)
+        stack.callback(stop, broker)
+        console.print(f"  broker   127.0.0.1:{broker_port} (embedded Tansu, in memory)")
+        asyncio.run(ensure_topics(settings))
+        log = stack.enter_context((workdir / "worker.log").open("wb"))
+        worker = spawn(
+            [sys.executable, "-m", "stream_app.cli", "worker"],
+            env=_worker_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(stop, worker)
+        console.print("  worker   starting (joining its consumer group takes a few seconds)…")
+        _wait_ready(settings.web_url, worker, timeout_s=90)
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=days_back
+        )
+        config = SimulationConfig(customers=customers, start=start)
+        console.print(f"\n  [bold green]Live totals: {settings.web_url}/totals[/]\n")
+        console.print(
+            f"  traffic  {customers} customers from {start.date()} at {speed:g} event-days/s "
+            f"(max {rate:g} events/s); Ctrl-C stops everything"
+        )
+        try:
+            asyncio.run(_traffic(settings, config, speed, rate))
+        except KeyboardInterrupt:
+            console.print("\nstopping…")
+        failed = False
+
+
+async def _traffic(settings: Settings, config: SimulationConfig, speed: float, rate: float) -> None:
+    last = [0.0]
+
+    def progress(occurred_ms: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5:
+            last[0] = now
+            day = datetime.fromtimestamp(occurred_ms / 1000, UTC).date()
+            console.print(f"  event time {day}  sent {sender.total:,}", highlight=False)
+
+    stop = stop_on_signals()
+    async with EventSender(settings) as sender:
+        await simulate_to_broker(
+            config, sender, speed=speed, rate=rate, stop=stop, on_event=progress
+        )
+    console.print("\nstopping…")

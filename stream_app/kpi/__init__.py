@@ -1,0 +1,1 @@
+"""Pure KPI logic: state, reducers and formulas. Imports no faust, redis or prometheus."""

@@ -1,0 +1,91 @@
+"""Per-customer state: what a customer did, plus what protects it from replays.
+
+Two guards live inside the state they protect, so one changelog write carries
+them with it (idempotence instead of transactions):
+
+- ``applied_offsets``: per origin input partition, the last offset applied.
+  Records of one partition arrive in offset order, so a crash replay (or a
+  record forwarded again after a crash) is recognised whatever its event time.
+- ``recent_ids``: event ids within the dedup horizon, for a producer that sends
+  the same event twice (spec §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_app.contract import Enrollment, Event, Purchase, Redemption
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class CustomerState:
+    purchases: int = 0
+    enrollments: int = 0
+    redemptions: int = 0
+    revenue_minor: int = 0
+    points_earned: int = 0
+    points_redeemed: int = 0
+    recent_ids: dict[str, int] = field(default_factory=dict)  # event_id -> occurred_ms
+    applied_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset
+
+    @property
+    def is_known(self) -> bool:
+        """True once the customer has any accepted event."""
+        return bool(self.purchases or self.enrollments or self.redemptions)
+
+    def has_seen(self, event_id: str) -> bool:
+        return event_id in self.recent_ids
+
+    def has_applied(self, origin: str, offset: int) -> bool:
+        return offset <= self.applied_offsets.get(origin, -1)
+
+    def apply(self, event: Event, origin: str, offset: int, dedup_floor_ms: int) -> None:
+        """Fold in an event read at ``origin``@``offset`` (caller checked it is new)."""
+        self.applied_offsets[origin] = offset
+        if isinstance(event, Purchase):
+            self.purchases += 1
+            self.revenue_minor += event.amount_minor
+            self.points_earned += event.points_earned
+        elif isinstance(event, Redemption):
+            self.redemptions += 1
+            self.points_redeemed += event.points
+        elif isinstance(event, Enrollment):
+            self.enrollments += 1
+        self.recent_ids[event.event_id] = event.occurred_ms
+        self._forget_before(dedup_floor_ms)
+
+    def _forget_before(self, floor_ms: int) -> None:
+        stale = [eid for eid, ms in self.recent_ids.items() if ms < floor_ms]
+        for eid in stale:
+            del self.recent_ids[eid]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "purchases": self.purchases,
+            "enrollments": self.enrollments,
+            "redemptions": self.redemptions,
+            "revenue_minor": self.revenue_minor,
+            "points_earned": self.points_earned,
+            "points_redeemed": self.points_redeemed,
+            "recent_ids": self.recent_ids,
+            "applied_offsets": self.applied_offsets,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported customer state version {data.get('v')!r}")
+        return cls(
+            purchases=data["purchases"],
+            enrollments=data["enrollments"],
+            redemptions=data["redemptions"],
+            revenue_minor=data["revenue_minor"],
+            points_earned=data["points_earned"],
+            points_redeemed=data["points_redeemed"],
+            recent_ids=dict(data["recent_ids"]),
+            applied_offsets=dict(data["applied_offsets"]),
+        )

@@ -1,0 +1,115 @@
+"""Per-partition KPI state, advanced one closed business day at a time.
+
+``totals`` is the sum of every customer's contribution as of the last closed
+day. Closing day D revisits only the customers whose contribution can differ
+between D-1 and D: those with an event on a day D - b, b in params.boundaries
+(a window edge, the churn look-back, ...). For them the delta is
+contribution(D) - contribution(D-1), both computed from the current history:
+days up to D-1 are closed, so later events cannot have changed them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from stream_app.contract import Event
+from stream_app.kpi.contribution import Terms, contribution
+from stream_app.kpi.history import CustomerHistory
+from stream_app.kpi.params import KpiParams
+
+
+class KpiPartition:
+    def __init__(self, params: KpiParams, closed_day: int | None = None) -> None:
+        self.params = params
+        self.customers: dict[str, CustomerHistory] = {}
+        self.by_day: dict[int, set[str]] = defaultdict(set)
+        self.closed_day = closed_day
+        self.totals: Terms = defaultdict(int)
+
+    def add(self, event: Event, day: int) -> CustomerHistory:
+        """Record an accepted event of a day that is not closed yet."""
+        if self.closed_day is not None and day <= self.closed_day:
+            raise ValueError(f"day {day} is closed; the caller must treat the event as late")
+        history = self.customers.get(event.customer_id)
+        if history is None:
+            history = self.customers[event.customer_id] = CustomerHistory()
+        history.add(event, day)
+        self.by_day[day].add(event.customer_id)
+        return history
+
+    def close(self, day: int) -> Terms:
+        """Make ``day`` final (the next one after the last closed) and return totals."""
+        if self.closed_day is not None and day != self.closed_day + 1:
+            raise ValueError(f"close day {self.closed_day + 1} before day {day}")
+        params = self.params
+        for customer in self._touched(day):
+            history = self.customers[customer]
+            _add(self.totals, contribution(history, day - 1, params), -1)
+            _add(self.totals, contribution(history, day, params), +1)
+        self.closed_day = day
+        self._prune(day)
+        return dict(self.totals)
+
+    def preview(self, day: int) -> Terms:
+        """Totals as of an open ``day`` (after the last closed one), closing nothing.
+
+        Reflects the events received so far; it becomes final only once the
+        day closes (later events within the lateness may still change it).
+        """
+        if self.closed_day is None or day <= self.closed_day:
+            raise ValueError("preview needs a day after the last closed one")
+        touched: set[str] = set()
+        for d in range(self.closed_day + 1, day + 1):
+            touched |= self._touched(d)
+        totals: Terms = defaultdict(int, self.totals)
+        for customer in touched:
+            history = self.customers[customer]
+            _add(totals, contribution(history, self.closed_day, self.params), -1)
+            _add(totals, contribution(history, day, self.params), +1)
+        return dict(totals)
+
+    def _touched(self, day: int) -> set[str]:
+        touched: set[str] = set()
+        for b in self.params.boundaries:
+            touched |= self.by_day.get(day - b, set())
+        return touched
+
+    def _prune(self, day: int) -> None:
+        horizon = day - self.params.history_days
+        for old in [d for d in self.by_day if d < horizon]:
+            for customer in self.by_day.pop(old):
+                history = self.customers[customer]
+                history.prune(horizon)
+        # customers stay: their first purchase day and net points still count
+
+    @classmethod
+    def restore(
+        cls,
+        params: KpiParams,
+        closed_day: int | None,
+        histories: Iterable[tuple[str, CustomerHistory]],
+    ) -> KpiPartition:
+        """Rebuild from stored histories: totals are recomputed as of ``closed_day``."""
+        part = cls(params, closed_day)
+        for customer, history in histories:
+            part.customers[customer] = history
+            for day in history.days():
+                part.by_day[day].add(customer)
+            if closed_day is not None:
+                _add(part.totals, contribution(history, closed_day, params), +1)
+        return part
+
+
+def _add(totals: Terms, terms: Terms, sign: int) -> None:
+    for key, value in terms.items():
+        if value:
+            totals[key] += sign * value
+
+
+def merge(partials: Iterable[Terms]) -> Terms:
+    """Sum the totals of several partitions (a customer lives in exactly one)."""
+    merged: Terms = defaultdict(int)
+    for terms in partials:
+        _add(merged, terms, +1)
+    return merged

@@ -1,0 +1,95 @@
+"""The state of one input partition: its customers, totals, watermark, rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stream_app.contract import Event
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.totals import Totals
+from stream_app.kpi.watermarks import SourceWatermarks
+
+NO_FLOOR = -(2**63)
+FLOOR_REFRESH = 64
+
+
+class PartitionState:
+    """Everything one partition contributes; a customer lives in exactly one."""
+
+    def __init__(
+        self,
+        partition: int,
+        dedup_horizon_ms: int,
+        sources: Iterable[str] = (),
+        idle_ms: int = 30_000,
+        now_ms: int = 0,
+        floor_refresh: int = FLOOR_REFRESH,
+    ) -> None:
+        self.partition = partition
+        self.dedup_horizon_ms = dedup_horizon_ms
+        self.customers: dict[str, CustomerState] = {}
+        self.ledgers: dict[str, RejectionLedger] = {}
+        self.totals = Totals()
+        self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
+        self.duplicates = 0
+        self._floor = NO_FLOOR
+        self._floor_refresh = floor_refresh
+        self._floor_age = floor_refresh
+
+    @property
+    def watermark_ms(self) -> int | None:
+        """Latest event time applied in this partition (for display)."""
+        return self.watermarks.high()
+
+    def apply(self, event: Event, source: str, offset: int, now_ms: int) -> CustomerState | None:
+        """Apply an event read at ``source``@``offset``; None when already applied."""
+        self.watermarks.observe(source, event.occurred_ms, now_ms)
+        state = self.customers.get(event.customer_id)
+        if state is None:
+            state = self.customers[event.customer_id] = CustomerState()
+        elif state.has_applied(source, offset) or state.has_seen(event.event_id):
+            self.duplicates += 1
+            return None
+        self.totals.count(event, new_customer=not state.is_known)
+        state.apply(event, source, offset, self.dedup_floor_ms(now_ms))
+        return state
+
+    def dedup_floor_ms(self, now_ms: int) -> int:
+        """Event ids older than this may be forgotten: the low watermark of the
+        partition's sources minus the horizon (sources run at different speeds).
+
+        Refreshed every ``floor_refresh`` events: a stale floor is only lower, so
+        it forgets later, never wrongly.
+        """
+        self._floor_age += 1
+        if self._floor_age >= self._floor_refresh:
+            self._floor_age = 0
+            low = self.watermarks.low(now_ms)
+            self._floor = NO_FLOOR if low is None else low - self.dedup_horizon_ms
+        return self._floor
+
+    def reject(self, source_topic: str, offset: int, reason: str) -> RejectionLedger | None:
+        """Count a rejection once per source offset; None when already counted."""
+        ledger = self.ledgers.get(source_topic)
+        if ledger is None:
+            ledger = self.ledgers[source_topic] = RejectionLedger()
+        return ledger if ledger.record(offset, reason) else None
+
+    def rejected(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for ledger in self.ledgers.values():
+            for reason, n in ledger.counts.items():
+                merged[reason] = merged.get(reason, 0) + n
+        return merged
+
+    def restore(
+        self,
+        customers: Iterable[tuple[str, CustomerState]],
+        ledgers: Iterable[tuple[str, RejectionLedger]],
+    ) -> PartitionState:
+        """Fill from recovered table contents; derived values are recomputed."""
+        self.customers = dict(customers)
+        self.ledgers = dict(ledgers)
+        self.totals = Totals.of_customers(self.customers.values())
+        return self

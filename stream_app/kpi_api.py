@@ -1,0 +1,95 @@
+"""The KPI HTTP API as plain functions: query parameters in, (status, JSON) out.
+
+The Faust web views only adapt requests to these; errors are JSON with a
+message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Protocol
+
+from stream_app.kpi.days import from_date
+
+Response = tuple[int, dict[str, Any]]
+MAX_HISTORY_DAYS = 3660
+
+
+class KpiSource(Protocol):
+    async def current(self) -> dict[str, Any] | None: ...
+    async def final(self, day: int) -> dict[str, Any] | None: ...
+    async def history(self, first: int, last: int) -> list[dict[str, Any]]: ...
+    async def kept_days(self) -> list[int]: ...
+
+
+def error(status: int, message: str) -> Response:
+    return status, {"error": message, "status": status}
+
+
+def parse_day(name: str, text: str) -> int | Response:
+    try:
+        return from_date(date.fromisoformat(text))
+    except ValueError:
+        return error(400, f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}")
+
+
+async def kpis(store: KpiSource, query: Mapping[str, str]) -> Response:
+    """GET /kpis and GET /kpis?as_of=YYYY-MM-DD."""
+    as_of = query.get("as_of")
+    if as_of is None:
+        doc = await store.current()
+        if doc is None:
+            return error(503, "no KPIs yet: the worker has not processed any event")
+        return 200, doc
+    day = parse_day("as_of", as_of)
+    if not isinstance(day, int):
+        return day
+    doc = await store.final(day)
+    if doc is None:
+        return error(404, f"no final KPIs kept for {as_of}: the day is not final yet or too old")
+    return 200, doc
+
+
+def pick(document: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path such as "windows.30d.churn_rate"; KeyError if absent."""
+    node: Any = document
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+async def history(store: KpiSource, query: Mapping[str, str]) -> Response:
+    """GET /kpis/history?from=&to=&fields=a.b,c.d: daily series for charts."""
+    kept = await store.kept_days()
+    if not kept:
+        return 200, {"days": [], "series": {}}
+    first = parse_day("from", query["from"]) if "from" in query else max(kept[0], kept[-1] - 89)
+    last = parse_day("to", query["to"]) if "to" in query else kept[-1]
+    if not isinstance(first, int):
+        return first
+    if not isinstance(last, int):
+        return last
+    if last < first or last - first > MAX_HISTORY_DAYS:
+        return error(400, f"need from <= to, at most {MAX_HISTORY_DAYS} days apart")
+    docs = await store.history(first, last)
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    if not fields:
+        return 200, {"days": [d["as_of"] for d in docs], "documents": docs}
+    return _series(docs, fields)
+
+
+def _series(docs: list[dict[str, Any]], fields: list[str]) -> Response:
+    series: dict[str, list[Any]] = {f: [] for f in fields}
+    for doc in docs:
+        for field in fields:
+            try:
+                series[field].append(pick(doc, field))
+            except KeyError:
+                if field.startswith("windows.") and ".channels." in field:
+                    series[field].append(None)  # a channel with no purchase that day
+                    continue
+                return error(400, f"unknown field {field!r}; use dotted paths of /kpis")
+    return 200, {"days": [d["as_of"] for d in docs], "series": series}

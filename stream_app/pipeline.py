@@ -1,0 +1,206 @@
+"""The pipeline builder: one raw record in, one outcome out. No faust imports.
+
+Unit tests drive it directly; the Faust agent drives it from the broker and
+carries out the outcome (table write, dead-letter send, forward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from aiokafka.partitioner import murmur2
+
+from stream_app.contract import (
+    Event,
+    EventType,
+    Rejected,
+    dead_letter_record,
+    decode,
+)
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.days import DAY_MS, now_ms
+from stream_app.kpi.partition import PartitionState
+from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.totals import Totals
+from stream_app.settings import Settings
+
+TYPE_HEADER = "lp-type"
+SOURCE_HEADER = "lp-source"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    customer_id: str
+    state: CustomerState
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    reason: str
+    ledger_key: str  # "<source topic>:<partition>" — the rejection table key
+    ledger: RejectionLedger | None  # None: this offset was counted before a crash
+    dead_letter: bytes
+    dead_letter_key: bytes  # "<topic>:<partition>:<offset>": replays share a key
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    partition: int
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+Outcome = Applied | Duplicate | DeadLettered | Forward
+# What the tables hold for one partition: its customers and its rejection ledgers.
+PartitionContent = tuple[list[tuple[str, CustomerState]], list[tuple[str, RejectionLedger]]]
+PartitionLoader = Callable[[Iterable[int]], dict[int, PartitionContent]]
+
+
+def partition_for(customer_id: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), as producers keyed by customer_id use."""
+    return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _origin(record: Record) -> tuple[str, int]:
+    """Where a record was first read: ("topic/partition", offset)."""
+    for name, value in record.headers:
+        if name == SOURCE_HEADER:
+            where, _, offset = value.decode(errors="replace").rpartition("@")
+            if offset.isdigit():
+                return where, int(offset)
+    return f"{record.topic}/{record.partition}", record.offset
+
+
+def _nothing_stored(numbers: Iterable[int]) -> dict[int, PartitionContent]:
+    return {n: ([], []) for n in numbers}
+
+
+def ledger_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class Pipeline:
+    """Decode -> route -> dedupe -> apply, over the partitions this worker owns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        loader: PartitionLoader | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.contract = settings.contract
+        self.partition_count = settings.partitions
+        self.dedup_horizon_ms = settings.dedup_horizon_days * DAY_MS
+        self.input_types = {topic: kind for kind, topic in settings.topics.items()}
+        self.rerouted_topic = settings.topic_rerouted
+        # Any input partition can feed any state partition (through a forward).
+        self.sources = [f"{t}/{q}" for t in self.input_types for q in range(self.partition_count)]
+        self.idle_ms = settings.idle_timeout_seconds * 1000
+        self.partitions: dict[int, PartitionState] = {}
+        self._loader = loader or _nothing_stored
+        self._clock = clock
+
+    def _load(self, numbers: Iterable[int]) -> None:
+        now = self._clock()
+        for n, (customers, ledgers) in self._loader(numbers).items():
+            fresh = PartitionState(n, self.dedup_horizon_ms, self.sources, self.idle_ms, now)
+            self.partitions[n] = fresh.restore(customers, ledgers)
+
+    def partition(self, number: int) -> PartitionState:
+        if number not in self.partitions:
+            self._load([number])
+        return self.partitions[number]
+
+    def assign(self, numbers: Iterable[int]) -> None:
+        """Own exactly these partitions: load new ones (one scan), forget the rest."""
+        wanted = set(numbers)
+        for number in list(self.partitions):
+            if number not in wanted:
+                del self.partitions[number]
+        missing = sorted(wanted - self.partitions.keys())
+        if missing:
+            self._load(missing)
+
+    def handle(self, record: Record) -> Outcome:
+        now = self._clock()
+        kind = self._event_type(record)
+        if isinstance(kind, Rejected):
+            return self._dead_letter(record, kind, now)
+        decoded = decode(kind, record.value, now, self.contract)
+        if isinstance(decoded, Rejected):
+            return self._dead_letter(record, decoded, now)
+        owner = partition_for(decoded.customer_id, self.partition_count)
+        if owner != record.partition and record.topic != self.rerouted_topic:
+            return self._forward(record, decoded, owner)
+        source, offset = _origin(record)
+        state = self.partition(owner).apply(decoded, source, offset, now)
+        if state is None:
+            return Duplicate(decoded.event_id)
+        return Applied(decoded.customer_id, state)
+
+    def _event_type(self, record: Record) -> EventType | Rejected:
+        kind = self.input_types.get(record.topic)
+        if kind is not None:
+            return kind
+        for name, value in record.headers:
+            if name == TYPE_HEADER:
+                try:
+                    return EventType(value.decode())
+                except ValueError:
+                    break
+        return Rejected("unknown_type", f"no event type for topic {record.topic!r}")
+
+    def _forward(self, record: Record, event: Event, owner: int) -> Forward:
+        source = f"{record.topic}/{record.partition}@{record.offset}".encode()
+        headers = ((TYPE_HEADER, event.type.value.encode()), (SOURCE_HEADER, source))
+        value = cast(bytes, record.value)  # it decoded, so it is not a tombstone
+        return Forward(owner, event.customer_id.encode(), value, headers)
+
+    def _dead_letter(self, record: Record, rejected: Rejected, now: int) -> DeadLettered:
+        part = self.partition(record.partition)
+        ledger = part.reject(record.topic, record.offset, rejected.reason)
+        payload = dead_letter_record(
+            rejected,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            rejected_at_ms=now,
+            max_payload_bytes=self.settings.dead_letter_payload_bytes,
+        )
+        key = ledger_key(record.topic, record.partition)
+        origin = f"{key}:{record.offset}".encode()
+        return DeadLettered(rejected.reason, key, ledger, payload, origin)
+
+    def totals(self) -> Totals:
+        merged = Totals()
+        for part in self.partitions.values():
+            merged.merge(part.totals)
+        return merged
+
+    def rejected(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for part in self.partitions.values():
+            for reason, n in part.rejected().items():
+                merged[reason] = merged.get(reason, 0) + n
+        return dict(sorted(merged.items()))

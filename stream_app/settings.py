@@ -1,0 +1,178 @@
+"""One frozen settings object; every knob has an env var ``LOYALTY_PULSE_<NAME>``."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_app.contract import ContractConfig, EventType
+from stream_app.currency import minor_digits
+from stream_app.kpi.params import KpiParams
+
+
+class Settings(BaseSettings):
+    """Configuration of a worker and of the CLI commands that talk to the broker."""
+
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_PULSE_", frozen=True, extra="forbid")
+
+    broker: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    app_id: str = Field("loyalty-pulse", description="Consumer group and prefix of internal topics")
+    partitions: int = Field(8, ge=1, le=1024, description="Partition count of the input topics")
+    topic_purchases: str = Field("loyalty.purchases", description="Purchase topic")
+    topic_enrollments: str = Field("loyalty.enrollments", description="Enrollment topic")
+    topic_redemptions: str = Field("loyalty.redemptions", description="Redemption topic")
+    topic_dead_letter: str = Field(
+        "loyalty.dead-letter", description="Rejected events with their reason"
+    )
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="Table store: rocksdb (rocksdict) or memory"
+    )
+    data_dir: Path = Field(
+        Path("var/loyalty-pulse"), description="Where a worker keeps its local state"
+    )
+    web_host: str = Field("127.0.0.1", description="HTTP view bind address")
+    web_port: int = Field(6066, ge=1, le=65535, description="HTTP view port")
+    currency: str = Field(
+        "USD", min_length=3, max_length=3, description="ISO 4217 currency of amounts"
+    )
+    max_message_bytes: int = Field(
+        65536, ge=256, description="Larger event payloads are rejected (too_large)"
+    )
+    future_skew_seconds: int = Field(
+        300, ge=0, description="How far ahead of the clock occurred_at may be"
+    )
+    dedup_horizon_days: int = Field(
+        7, ge=1, description="Event-time span over which redeliveries are dropped"
+    )
+    idle_timeout_seconds: int = Field(
+        30,
+        ge=1,
+        description="A partition with no record for this long stops holding back the watermark",
+    )
+    windows_days: tuple[int, ...] = Field(
+        (30, 90, 365), description="Rolling KPI windows in days (JSON list, e.g. [30,90,365])"
+    )
+    churn_period_days: int = Field(30, ge=1, description="Churn period P (days)")
+    inactivity_days: int = Field(
+        90, ge=2, description="Inactivity threshold T (days); must exceed P"
+    )
+    lateness_days: float = Field(
+        1.0, ge=0, description="Allowed lateness: a day is final this long after it ends"
+    )
+    history_days: int = Field(400, ge=1, description="Final days kept for /kpis?as_of")
+    point_value: Decimal = Field(
+        Decimal("0.01"), ge=0, description="Cost of a point when reward_value is absent"
+    )
+    margin: Decimal = Field(Decimal("1.0"), ge=0, description="Margin used by CLV")
+    max_years: int = Field(10, ge=1, description="Cap on expected customer lifetime (years)")
+    reporting_tz: str = Field("UTC", description="Time zone of business days (IANA name)")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Serving store for merged KPIs and history"
+    )
+    dead_letter_payload_bytes: int = Field(
+        4096, ge=64, description="Raw payload bytes kept in a dead-letter record"
+    )
+    session_timeout: float = Field(6.0, gt=0, description="Consumer group session timeout (s)")
+    heartbeat_interval: float = Field(1.0, gt=0, description="Consumer group heartbeat (s)")
+    rebalance_timeout: float = Field(5.0, gt=0, description="Consumer group rebalance timeout (s)")
+    single_record_batches: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="One record per produced batch; auto: on for the embedded broker, "
+        "whose end offsets are wrong after multi-record batches",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Worker log level"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        minor_digits(self.currency)  # raises ValueError for an unknown currency
+        self.kpi_params  # noqa: B018 - validates windows, P < T and the time zone
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError("heartbeat_interval must be below session_timeout")
+        return self
+
+    @cached_property
+    def topics(self) -> dict[EventType, str]:
+        """Input topic of each event type."""
+        return {
+            EventType.PURCHASE: self.topic_purchases,
+            EventType.ENROLLMENT: self.topic_enrollments,
+            EventType.REDEMPTION: self.topic_redemptions,
+        }
+
+    @property
+    def topic_rerouted(self) -> str:
+        """Internal topic for events a producer keyed by something else."""
+        return f"{self.app_id}-rerouted"
+
+    @cached_property
+    def kpi_params(self) -> KpiParams:
+        return KpiParams(
+            windows=self.windows_days,
+            churn_period=self.churn_period_days,
+            inactivity=self.inactivity_days,
+            point_value=self.point_value,
+            margin=self.margin,
+            max_years=self.max_years,
+            reporting_tz=self.reporting_tz,
+            currency=self.currency,
+            minor_digits=minor_digits(self.currency),
+        )
+
+    @cached_property
+    def contract(self) -> ContractConfig:
+        return ContractConfig(
+            currency=self.currency,
+            minor_digits=minor_digits(self.currency),
+            max_message_bytes=self.max_message_bytes,
+            future_skew_ms=self.future_skew_seconds * 1000,
+        )
+
+    @property
+    def web_url(self) -> str:
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host  # noqa: S104
+        return f"http://{host}:{self.web_port}"
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(env var, default, description) of every setting, for docs and --help."""
+    return [
+        (f"LOYALTY_PULSE_{name.upper()}", env_value(field.default), field.description or "")
+        for name, field in Settings.model_fields.items()
+    ]
+
+
+def env_value(value: object) -> str:
+    """A default as it is written in an environment variable."""
+    if isinstance(value, tuple | list):
+        return json.dumps(list(value), separators=(",", ":"))
+    return str(value)
+
+
+def settings_markdown() -> str:
+    lines = ["| env var | default | meaning |", "|---|---|---|"]
+    lines += [
+        f"| `{var}` | `{default}` | {meaning} |" for var, default, meaning in settings_table()
+    ]
+    return "\n".join(lines)
+
+
+def settings_env_file() -> str:
+    lines = [
+        "# loyalty-pulse settings with their defaults (`loyalty-pulse settings --env`).",
+        "# loyalty-pulse reads environment variables only; it does not load this file itself.",
+        "# Copy it to .env, edit, then: set -a; . ./.env; set +a",
+        "# (or: docker run --env-file .env)",
+    ]
+    for var, default, meaning in settings_table():
+        lines += ["", f"# {meaning}", f"{var}={default}"]
+    return "\n".join(lines) + "\n"

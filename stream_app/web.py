@@ -1,0 +1,57 @@
+"""HTTP views of a worker: totals and health, as JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response, View
+
+from stream_app.currency import to_major
+
+if TYPE_CHECKING:
+    from stream_app.app import Runtime
+
+
+def iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def totals_json(runtime: Runtime) -> dict[str, Any]:
+    pipeline, currency = runtime.pipeline, runtime.settings.currency
+    totals = pipeline.totals()
+    rejected = pipeline.rejected()
+    marks = [p.watermark_ms for p in pipeline.partitions.values() if p.watermark_ms is not None]
+    return {
+        "partitions": sorted(pipeline.partitions),
+        "currency": currency,
+        "events": {kind.value: n for kind, n in totals.events.items()},
+        "customers": totals.customers,
+        "revenue": to_major(totals.revenue_minor, currency),
+        "points_earned": totals.points_earned,
+        "points_redeemed": totals.points_redeemed,
+        "duplicates_since_start": sum(p.duplicates for p in pipeline.partitions.values()),
+        "rejected": rejected,
+        "rejected_total": sum(rejected.values()),
+        "latest_event_at": iso_ms(max(marks, default=None)),
+    }
+
+
+def register_views(runtime: Runtime) -> None:
+    app = runtime.app
+
+    @app.page("/totals")
+    class Totals(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(totals_json(runtime))
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})

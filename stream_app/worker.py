@@ -1,0 +1,56 @@
+"""Run one loyalty-pulse worker in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+from pathlib import Path
+from typing import IO
+
+import faust
+
+from stream_app.app import create_app
+from stream_app.broker import EMBEDDED_CLUSTER_ID
+from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+
+
+class DataDirInUse(RuntimeError):
+    """Another worker already keeps its state in this directory."""
+
+
+def lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the state directory for the life of the process.
+
+    Two workers on one RocksDB directory corrupt each other's view of which
+    changelog offsets are stored locally.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "worker.lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(
+            f"another worker is using {data_dir}; give each worker its own "
+            "--data-dir (LOYALTY_PULSE_DATA_DIR)"
+        ) from None
+    return handle
+
+
+def wants_single_record_batches(settings: Settings, cluster_id: str | None) -> bool:
+    if settings.single_record_batches == "auto":
+        return cluster_id == EMBEDDED_CLUSTER_ID
+    return settings.single_record_batches == "on"
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the topics, then run the Faust worker until SIGINT/SIGTERM."""
+    lock = lock_data_dir(settings.data_dir)
+    try:
+        cluster_id = asyncio.run(ensure_topics(settings))
+        runtime = create_app(settings, wants_single_record_batches(settings, cluster_id))
+        worker = faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True)
+        worker.execute_from_commandline()
+    finally:
+        lock.close()

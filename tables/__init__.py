@@ -1,0 +1,1 @@
+"""Faust table declarations and the codecs of the records they hold."""

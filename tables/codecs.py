@@ -1,0 +1,45 @@
+"""Faust codecs for table keys and values (orjson, versioned state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from faust.serializers import codecs
+
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.rejections import RejectionLedger
+
+UTF8 = "lp-utf8"
+CUSTOMER = "lp-customer"
+LEDGER = "lp-ledger"
+
+
+class Utf8Codec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return obj.encode() if isinstance(obj, str) else bytes(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode()
+
+
+class CustomerCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj.to_dict())
+
+    def _loads(self, s: bytes) -> Any:
+        return CustomerState.from_dict(orjson.loads(s))
+
+
+class LedgerCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj.to_dict())
+
+    def _loads(self, s: bytes) -> Any:
+        return RejectionLedger.from_dict(orjson.loads(s))
+
+
+def register() -> None:
+    codecs.register(UTF8, Utf8Codec())
+    codecs.register(CUSTOMER, CustomerCodec())
+    codecs.register(LEDGER, LedgerCodec())

@@ -1,0 +1,127 @@
+"""Real broker, real worker processes. Each test gets its own topics and group."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream_app.broker import start_broker
+from stream_app.processes import free_port, spawn, stop
+from stream_app.redis_server import start_redis
+from stream_app.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def broker_address() -> Iterator[str]:
+    port = free_port()
+    proc = start_broker(port)
+    yield f"127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    port = free_port()
+    proc = start_redis(port)
+    yield f"redis://127.0.0.1:{port}/0"
+    stop(proc)
+
+
+@dataclass
+class WorkerHandle:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
+            return orjson.loads(resp.read())
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Cluster:
+    """Settings for one test plus the workers it started."""
+
+    settings: Settings
+    tmp: Path
+    workers: list[WorkerHandle] = field(default_factory=list)
+
+    def env(self, web_port: int, name: str) -> dict[str, str]:
+        s = self.settings
+        return {
+            "LOYALTY_PULSE_BROKER": s.broker,
+            "LOYALTY_PULSE_APP_ID": s.app_id,
+            "LOYALTY_PULSE_TOPIC_PURCHASES": s.topic_purchases,
+            "LOYALTY_PULSE_TOPIC_ENROLLMENTS": s.topic_enrollments,
+            "LOYALTY_PULSE_TOPIC_REDEMPTIONS": s.topic_redemptions,
+            "LOYALTY_PULSE_TOPIC_DEAD_LETTER": s.topic_dead_letter,
+            "LOYALTY_PULSE_PARTITIONS": str(s.partitions),
+            "LOYALTY_PULSE_STORE": s.store,
+            "LOYALTY_PULSE_DATA_DIR": str(self.tmp / name),
+            "LOYALTY_PULSE_WEB_PORT": str(web_port),
+            "LOYALTY_PULSE_LOG_LEVEL": "info",
+        }
+
+    def start_worker(self, name: str = "w1") -> WorkerHandle:
+        port = free_port()
+        log = self.tmp / f"{name}-{len(self.workers)}.log"
+        with log.open("wb") as out:
+            proc = spawn(
+                [sys.executable, "-m", "stream_app.cli", "worker"],
+                env=self.env(port, name),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        handle = WorkerHandle(proc, f"http://127.0.0.1:{port}", log)
+        self.workers.append(handle)
+        return handle
+
+    def wait_until(self, worker: WorkerHandle, predicate: Any, timeout_s: float = 90) -> Any:
+        """Poll /totals until predicate(totals) holds; returns the last totals."""
+        deadline, last = time.monotonic() + timeout_s, None
+        while time.monotonic() < deadline:
+            if worker.proc.poll() is not None:
+                pytest.fail(f"worker exited ({worker.proc.returncode}):\n{worker.log_tail()}")
+            try:
+                last = worker.get("/totals")
+                if predicate(last):
+                    return last
+            except OSError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"timed out; last totals {last}\n{worker.log_tail()}")
+
+
+@pytest.fixture
+def cluster(
+    broker_address: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    tag = f"{request.node.name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+    settings = Settings(
+        broker=broker_address,
+        app_id=f"lp-{tag}",
+        topic_purchases=f"{tag}.purchases",
+        topic_enrollments=f"{tag}.enrollments",
+        topic_redemptions=f"{tag}.redemptions",
+        topic_dead_letter=f"{tag}.dead-letter",
+        partitions=4,
+        store="rocksdb",
+        data_dir=tmp_path,
+    )
+    c = Cluster(settings, tmp_path)
+    yield c
+    for w in c.workers:
+        stop(w.proc)

@@ -1,0 +1,169 @@
+"""The commands as a user runs them: demo, broker, worker errors, simulate, replay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream_app.processes import free_port
+
+CLI = [sys.executable, "-m", "stream_app.cli"]
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` from /proc (Linux)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310
+        return orjson.loads(resp.read())
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline() if proc.stderr else ""
+        if line:
+            seen.append(line)
+            if needle in line:
+                return line
+        elif proc.poll() is not None:
+            break
+    pytest.fail(f"{needle!r} not printed; output:\n{''.join(seen)}")
+
+
+def test_demo_serves_live_totals_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    web = free_port()
+    args = [
+        "demo",
+        "--broker-port",
+        str(free_port()),
+        "--web-port",
+        str(web),
+        "--customers",
+        "300",
+        "--speed",
+        "5",
+    ]
+    with subprocess.Popen(CLI + args, stderr=subprocess.PIPE, text=True, cwd=tmp_path) as proc:
+        _check_demo(proc, web)
+
+
+def _check_demo(proc: subprocess.Popen[str], web: int) -> None:
+    try:
+        line = wait_for_line(proc, "Live totals:", timeout_s=120)
+        url = line.split("Live totals:")[1].strip().rstrip("[/]").strip()
+        assert url == f"http://127.0.0.1:{web}/totals"
+        children = children_of(proc.pid)
+        assert len(children) == 2  # broker and worker
+        deadline = time.monotonic() + 60
+        while sum(get_json(url)["events"].values()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        first = sum(get_json(url)["events"].values())
+        time.sleep(3)
+        assert first > 0 and sum(get_json(url)["events"].values()) > first
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_broker_command_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    cmd = CLI + ["broker", "--port", str(port)]
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+        _check_broker_stops(proc)
+
+
+def _check_broker_stops(proc: subprocess.Popen[str]) -> None:
+    try:
+        wait_for_line(proc, "topics ready with 8 partitions", timeout_s=30)
+        children = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_worker_says_clearly_when_the_broker_is_unreachable(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LOYALTY_PULSE_BROKER": f"127.0.0.1:{free_port()}",
+        "LOYALTY_PULSE_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "cannot reach the broker" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_replay_of_a_missing_file_is_a_clear_error() -> None:
+    done = subprocess.run(
+        CLI + ["replay", "/nonexistent/events.jsonl"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "cannot read /nonexistent/events.jsonl" in done.stderr
+
+
+def test_simulate_writes_json_lines_that_replay_accepts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        CLI + ["simulate", "--output", "-", "--days", "5", "--customers", "50"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines and all(
+        orjson.loads(x)["type"] in ("purchase", "enrollment", "redemption") for x in lines
+    )
+    from stream_app.replay import parse_line
+
+    assert all(not isinstance(parse_line(x), str) for x in lines)
+
+
+def test_settings_with_a_bad_value_are_refused_with_the_name() -> None:
+    env = {**os.environ, "LOYALTY_PULSE_PARTITIONS": "0"}
+    done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "partitions" in done.stderr
+
+
+def test_embedded_broker_is_recognised_by_its_cluster_id(broker_address: str) -> None:
+    import asyncio
+
+    from stream_app.broker import EMBEDDED_CLUSTER_ID
+    from stream_app.settings import Settings
+    from stream_app.topics import ensure_topics
+
+    settings = Settings(broker=broker_address, app_id="cluster-id-probe")
+    assert asyncio.run(ensure_topics(settings)) == EMBEDDED_CLUSTER_ID

@@ -1,0 +1,216 @@
+"""The pipeline builder without a broker: routing, dedup, dead letters."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from stream_app.contract import EventType
+from stream_app.kpi.customer import CustomerState
+from stream_app.pipeline import (
+    TYPE_HEADER,
+    Applied,
+    DeadLettered,
+    Duplicate,
+    Forward,
+    Pipeline,
+    Record,
+    partition_for,
+)
+from stream_app.settings import Settings
+
+NOW = 1_735_000_000_000
+SETTINGS = Settings(partitions=8)
+
+
+def pipeline() -> Pipeline:
+    return Pipeline(SETTINGS, clock=lambda: NOW)
+
+
+def purchase(event_id: str = "e1", customer: str = "alice") -> bytes:
+    return orjson.dumps(
+        {"event_id": event_id, "customer_id": customer, "occurred_at": NOW - 1000, "amount": 19.99}
+    )
+
+
+def record(
+    value: bytes | None,
+    partition: int,
+    offset: int = 0,
+    topic: str = "loyalty.purchases",
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> Record:
+    return Record(topic, partition, offset, b"k", value, headers)
+
+
+def test_partitioner_matches_kafka_default_murmur2() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    for key in ("alice", "bob", "c000123", "ü-ñ"):
+        assert partition_for(key, 8) == DefaultPartitioner()(
+            key.encode(), list(range(8)), list(range(8))
+        )
+
+
+def test_event_on_its_owner_partition_is_applied_once() -> None:
+    p = pipeline()
+    owner = partition_for("alice", 8)
+    first = p.handle(record(purchase(), owner, 0))
+    assert isinstance(first, Applied) and first.state.revenue_minor == 1999
+    assert isinstance(p.handle(record(purchase(), owner, 1)), Duplicate)
+    assert p.totals().revenue_minor == 1999
+
+
+def test_event_keyed_differently_is_forwarded_to_its_owner() -> None:
+    p = pipeline()
+    owner = partition_for("alice", 8)
+    wrong = (owner + 1) % 8
+    out = p.handle(record(purchase(), wrong, 7))
+    assert isinstance(out, Forward)
+    assert (out.partition, out.key) == (owner, b"alice")
+    assert dict(out.headers)[TYPE_HEADER] == b"purchase"
+    assert p.totals().revenue_minor == 0
+    rerouted = Record(SETTINGS.topic_rerouted, owner, 0, out.key, out.value, out.headers)
+    assert isinstance(p.handle(rerouted), Applied)
+    assert p.totals().revenue_minor == 1999
+
+
+def test_rejection_is_dead_lettered_and_counted_once_per_offset() -> None:
+    p = pipeline()
+    out = p.handle(record(b"{oops", 3, 42))
+    assert isinstance(out, DeadLettered) and out.ledger is not None
+    letter = orjson.loads(out.dead_letter)
+    assert (letter["reason"], letter["topic"], letter["partition"], letter["offset"]) == (
+        "not_json",
+        "loyalty.purchases",
+        3,
+        42,
+    )
+    assert out.dead_letter_key == b"loyalty.purchases:3:42"
+    again = p.handle(record(b"{oops", 3, 42))
+    assert isinstance(again, DeadLettered) and again.ledger is None
+    assert p.rejected() == {"not_json": 1}
+
+
+def test_rerouted_record_without_type_header_is_rejected() -> None:
+    p = pipeline()
+    out = p.handle(Record(SETTINGS.topic_rerouted, 0, 0, b"k", purchase(), ()))
+    assert isinstance(out, DeadLettered) and out.reason == "unknown_type"
+
+
+@pytest.mark.parametrize("owned", [[0, 1], [], list(range(8))])
+def test_assign_keeps_exactly_the_owned_partitions(owned: list[int]) -> None:
+    p = pipeline()
+    p.handle(record(purchase(), partition_for("alice", 8)))
+    p.assign(owned)
+    assert sorted(p.partitions) == owned
+
+
+# --- the pipeline over an in-process broker: any interleaving, misrouted keys, redeliveries
+
+
+class InProcessBroker:
+    """Append-only logs per topic-partition with a consumer position each."""
+
+    def __init__(self) -> None:
+        self.logs: dict[tuple[str, int], list[tuple[bytes, tuple[tuple[str, bytes], ...]]]] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def send(self, topic: str, partition: int, value: bytes, headers=()) -> None:
+        self.logs.setdefault((topic, partition), []).append((value, tuple(headers)))
+
+    def ready(self) -> list[tuple[str, int]]:
+        return sorted(tp for tp, log in self.logs.items() if self.positions.get(tp, 0) < len(log))
+
+    def take(self, tp: tuple[str, int]) -> Record:
+        offset = self.positions.get(tp, 0)
+        self.positions[tp] = offset + 1
+        value, headers = self.logs[tp][offset]
+        return Record(tp[0], tp[1], offset, None, value, headers)
+
+
+def run(p: Pipeline, broker: InProcessBroker, topic: str, data: st.DataObject, steps: int) -> None:
+    for _ in range(steps):
+        if not broker.ready():
+            return
+        out = p.handle(broker.take(data.draw(st.sampled_from(broker.ready()))))
+        if isinstance(out, Forward):
+            broker.send(topic, out.partition, out.value, out.headers)
+
+
+def snapshot(p: Pipeline) -> dict[int, list[tuple[str, CustomerState]]]:
+    return {
+        n: [(cid, CustomerState.from_dict(st_.to_dict())) for cid, st_ in part.customers.items()]
+        for n, part in p.partitions.items()
+    }
+
+
+@st.composite
+def deliveries(
+    draw: st.DrawFn,
+) -> tuple[list[dict[str, object]], list[tuple[int, dict[str, object]]]]:
+    """(distinct events in time order spanning weeks, (partition, event) sends with
+    copies a few sends after their original, possibly on another partition)."""
+    n = draw(st.integers(1, 40))
+    events = []
+    for i in range(n):
+        events.append(
+            {
+                "type": draw(st.sampled_from(["purchase", "enrollment", "redemption"])),
+                "event_id": f"e{i}",
+                "customer_id": f"c{draw(st.integers(0, 5))}",
+                "occurred_at": NOW - 40 * 86_400_000 + i * draw(st.integers(0, 86_400_000)),
+                "amount": draw(st.integers(0, 500)) / 100,
+                "points": draw(st.integers(1, 50)),
+            }
+        )
+    sends: list[tuple[int, dict[str, object]]] = []
+    for event in events:
+        sends.append((draw(st.integers(0, 3)), event))
+        if draw(st.booleans()):
+            at = len(sends) - draw(st.integers(0, min(3, len(sends) - 1)))
+            sends.insert(at, (draw(st.integers(0, 3)), event))
+    return events, sends
+
+
+@given(deliveries(), st.data())
+@hyp_settings(max_examples=150, deadline=None)
+def test_any_interleaving_and_crash_gives_the_totals_of_the_distinct_events(case, data) -> None:
+    events, sends = case
+    settings = Settings(partitions=4)
+    topic = {
+        "purchase": settings.topic_purchases,
+        "enrollment": settings.topic_enrollments,
+        "redemption": settings.topic_redemptions,
+    }
+    broker = InProcessBroker()
+    for partition, event in sends:
+        broker.send(topic[str(event["type"])], partition, orjson.dumps(event))
+    p = Pipeline(settings, clock=lambda: NOW)
+    p.assign(range(4))
+    for _ in range(data.draw(st.integers(0, 2))):  # crashes
+        run(p, broker, settings.topic_rerouted, data, data.draw(st.integers(0, 30)))
+        committed = dict(broker.positions)
+        state_at_commit = snapshot(p)
+        run(p, broker, settings.topic_rerouted, data, data.draw(st.integers(0, 30)))
+        # The changelog holds every write since the commit, or none of them.
+        stored = snapshot(p) if data.draw(st.booleans()) else state_at_commit
+        p = Pipeline(
+            settings,
+            loader=lambda ns, s=stored: {n: (s.get(n, []), []) for n in ns},
+            clock=lambda: NOW,
+        )
+        p.assign(range(4))  # as the worker does once its tables are recovered
+        broker.positions = committed
+    run(p, broker, settings.topic_rerouted, data, 10**6)
+    totals = p.totals()
+    assert p.rejected() == {}
+    assert totals.events[EventType.PURCHASE] == sum(e["type"] == "purchase" for e in events)
+    assert totals.events[EventType.REDEMPTION] == sum(e["type"] == "redemption" for e in events)
+    assert totals.customers == len({e["customer_id"] for e in events})
+    assert totals.revenue_minor == sum(
+        round(float(e["amount"]) * 100) for e in events if e["type"] == "purchase"
+    )

@@ -1,0 +1,47 @@
+"""Spec §2 watermarks: minimum over live sources, idle ones left out."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream_app.kpi.watermarks import SourceWatermarks
+
+IDLE = 30_000
+
+
+def test_unknown_until_every_live_source_has_data() -> None:
+    w = SourceWatermarks(["a", "b"], IDLE, now_ms=0)
+    w.observe("a", 500, now_ms=10)
+    assert w.low(now_ms=10) is None
+    w.observe("b", 300, now_ms=20)
+    assert w.low(now_ms=20) == 300
+    assert w.high() == 500
+
+
+def test_idle_source_is_left_out_and_rejoins_when_it_speaks() -> None:
+    w = SourceWatermarks(["a", "b"], IDLE, now_ms=0)
+    w.observe("a", 100, now_ms=0)
+    w.observe("b", 900, now_ms=0)
+    w.observe("b", 1000, now_ms=IDLE + 1)
+    assert w.low(now_ms=IDLE + 1) == 1000  # "a" idle for longer than the timeout
+    w.observe("a", 200, now_ms=IDLE + 2)
+    assert w.low(now_ms=IDLE + 2) == 200
+
+
+def test_all_idle_falls_back_to_the_slowest_with_data() -> None:
+    w = SourceWatermarks(["a", "b", "c"], IDLE, now_ms=0)
+    w.observe("a", 100, now_ms=0)
+    w.observe("b", 50, now_ms=0)
+    assert w.low(now_ms=10 * IDLE) == 50
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 10**6)), max_size=50))
+def test_low_is_the_minimum_of_per_source_maxima_when_none_idle(obs: list[tuple[str, int]]) -> None:
+    w = SourceWatermarks("abc", IDLE, now_ms=0)
+    for source, t in obs:
+        w.observe(source, t, now_ms=0)
+    maxima = {
+        s: max(t for src, t in obs if src == s) for s in "abc" if any(src == s for src, _ in obs)
+    }
+    assert w.low(now_ms=0) == (min(maxima.values()) if len(maxima) == 3 else None)
