@@ -10,6 +10,7 @@ import faust
 from agents.ingest import register_ingest
 from stream_app.pipeline import Pipeline
 from stream_app.settings import Settings
+from stream_app.transport import RewindingTransport
 from stream_app.web import register_views
 from tables.state import StateTables, declare_tables
 
@@ -36,6 +37,7 @@ def faust_settings(settings: Settings, single_record_batches: bool = False) -> d
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": settings.heartbeat_interval,
         "broker_rebalance_timeout": settings.rebalance_timeout,
+        "broker_commit_interval": settings.commit_interval,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
@@ -51,6 +53,7 @@ def faust_settings(settings: Settings, single_record_batches: bool = False) -> d
 
 def create_app(settings: Settings, single_record_batches: bool = False) -> Runtime:
     app = faust.App(settings.app_id, **faust_settings(settings, single_record_batches))
+    app.transport = RewindingTransport(app.conf.broker_consumer, app)
 
     tables = declare_tables(app, settings)
     pipeline = Pipeline(settings, loader=tables.load)

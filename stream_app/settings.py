@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     session_timeout: float = Field(6.0, gt=0, description="Consumer group session timeout (s)")
     heartbeat_interval: float = Field(1.0, gt=0, description="Consumer group heartbeat (s)")
     rebalance_timeout: float = Field(5.0, gt=0, description="Consumer group rebalance timeout (s)")
+    commit_interval: float = Field(
+        2.8, gt=0, description="How often processed input offsets are committed (s)"
+    )
     single_record_batches: Literal["auto", "on", "off"] = Field(
         "auto",
         description="One record per produced batch; auto: on for the embedded broker, "

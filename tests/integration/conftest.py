@@ -75,13 +75,15 @@ class Cluster:
             "LOYALTY_PULSE_LOG_LEVEL": "info",
         }
 
-    def start_worker(self, name: str = "w1") -> WorkerHandle:
+    def start_worker(self, name: str = "w1", **overrides: str) -> WorkerHandle:
+        """A worker process; ``overrides`` are extra LOYALTY_PULSE_* settings."""
         port = free_port()
         log = self.tmp / f"{name}-{len(self.workers)}.log"
+        env = self.env(port, name) | {f"LOYALTY_PULSE_{k.upper()}": v for k, v in overrides.items()}
         with log.open("wb") as out:
             proc = spawn(
                 [sys.executable, "-m", "stream_app.cli", "worker"],
-                env=self.env(port, name),
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
