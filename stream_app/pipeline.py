@@ -19,14 +19,16 @@ from stream_app.contract import (
     dead_letter_record,
     decode,
 )
+from stream_app.kpi.contribution import Terms
 from stream_app.kpi.customer import CustomerState
-from stream_app.kpi.days import DAY_MS, now_ms
-from stream_app.kpi.partition import PartitionState
+from stream_app.kpi.days import DAY_MS, now_ms, to_date
+from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
 from stream_app.settings import Settings
 
 TYPE_HEADER = "lp-type"
+LATE_PREFIX = "late|"  # rejection-ledger source of late events: "late|topic/partition"
 SOURCE_HEADER = "lp-source"
 
 
@@ -107,6 +109,7 @@ class Pipeline:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
+        self.params = settings.kpi_params
         self.contract = settings.contract
         self.partition_count = settings.partitions
         self.dedup_horizon_ms = settings.dedup_horizon_days * DAY_MS
@@ -122,7 +125,9 @@ class Pipeline:
     def _load(self, numbers: Iterable[int]) -> None:
         now = self._clock()
         for n, (customers, ledgers) in self._loader(numbers).items():
-            fresh = PartitionState(n, self.dedup_horizon_ms, self.sources, self.idle_ms, now)
+            fresh = PartitionState(
+                n, self.dedup_horizon_ms, self.sources, self.idle_ms, now, params=self.params
+            )
             self.partitions[n] = fresh.restore(customers, ledgers)
 
     def partition(self, number: int) -> PartitionState:
@@ -155,6 +160,8 @@ class Pipeline:
         state = self.partition(owner).apply(decoded, source, offset, now)
         if state is None:
             return Duplicate(decoded.event_id)
+        if isinstance(state, Late):
+            return self._late(record, decoded, state, owner, source, offset, now)
         return Applied(decoded.customer_id, state)
 
     def _event_type(self, record: Record) -> EventType | Rejected:
@@ -191,6 +198,43 @@ class Pipeline:
         key = ledger_key(record.topic, record.partition)
         origin = f"{key}:{record.offset}".encode()
         return DeadLettered(rejected.reason, key, ledger, payload, origin)
+
+    def _late(
+        self,
+        record: Record,
+        event: Event,
+        late: Late,
+        owner: int,
+        source: str,
+        offset: int,
+        now: int,
+    ) -> DeadLettered:
+        """Counted once per origin offset, in a ledger of the owner partition:
+        a forwarded record forwarded again after a crash keeps its origin."""
+        ledger_source = f"{LATE_PREFIX}{source}"
+        ledger = self.partition(owner).reject(ledger_source, offset, "late")
+        rejected = Rejected(
+            "late",
+            f"business day {to_date(late.day)} is final (last final day "
+            f"{to_date(late.last_final)}, allowed lateness {self.settings.lateness_days} days)",
+        )
+        payload = dead_letter_record(
+            rejected,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            rejected_at_ms=now,
+            max_payload_bytes=self.settings.dead_letter_payload_bytes,
+        )
+        origin = f"{source}@{offset}".encode()
+        return DeadLettered("late", ledger_key(ledger_source, owner), ledger, payload, origin)
+
+    def close_through(self, day: int) -> dict[int, list[tuple[int, Terms]]]:
+        """Make ``day`` final in every owned partition; per partition, each day closed
+        with its KPI terms."""
+        return {n: part.close_through(day) for n, part in sorted(self.partitions.items())}
 
     def totals(self) -> Totals:
         merged = Totals()

@@ -8,6 +8,9 @@ them with it (idempotence instead of transactions):
   record forwarded again after a crash) is recognised whatever its event time.
 - ``recent_ids``: event ids within the dedup horizon, for a producer that sends
   the same event twice (spec §4).
+
+``history`` is what the KPI engine needs of the customer (kpi/history.py); the
+partition's engine holds the same object.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
+from stream_app.kpi.history import CustomerHistory
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no history: it is read as an empty one
 
 
 @dataclass(slots=True)
@@ -30,6 +35,7 @@ class CustomerState:
     points_redeemed: int = 0
     recent_ids: dict[str, int] = field(default_factory=dict)  # event_id -> occurred_ms
     applied_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset
+    history: CustomerHistory = field(default_factory=CustomerHistory)
 
     @property
     def is_known(self) -> bool:
@@ -73,12 +79,14 @@ class CustomerState:
             "points_redeemed": self.points_redeemed,
             "recent_ids": self.recent_ids,
             "applied_offsets": self.applied_offsets,
+            "history": self.history.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        if data.get("v") != STATE_VERSION:
+        if data.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
+        history = data.get("history")
         return cls(
             purchases=data["purchases"],
             enrollments=data["enrollments"],
@@ -88,4 +96,5 @@ class CustomerState:
             points_redeemed=data["points_redeemed"],
             recent_ids=dict(data["recent_ids"]),
             applied_offsets=dict(data["applied_offsets"]),
+            history=CustomerHistory() if history is None else CustomerHistory.from_dict(history),
         )

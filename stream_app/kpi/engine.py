@@ -27,13 +27,19 @@ class KpiPartition:
         self.closed_day = closed_day
         self.totals: Terms = defaultdict(int)
 
-    def add(self, event: Event, day: int) -> CustomerHistory:
-        """Record an accepted event of a day that is not closed yet."""
+    def add(self, event: Event, day: int, stored: CustomerHistory | None = None) -> CustomerHistory:
+        """Record an accepted event of a day that is not closed yet.
+
+        ``stored``: the history the caller keeps for a customer this engine
+        does not know yet; the engine then shares that object.
+        """
         if self.closed_day is not None and day <= self.closed_day:
             raise ValueError(f"day {day} is closed; the caller must treat the event as late")
         history = self.customers.get(event.customer_id)
         if history is None:
-            history = self.customers[event.customer_id] = CustomerHistory()
+            history = self.customers[event.customer_id] = (
+                stored if stored is not None else CustomerHistory()
+            )
         history.add(event, day)
         self.by_day[day].add(event.customer_id)
         return history

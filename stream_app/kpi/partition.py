@@ -1,17 +1,31 @@
-"""The state of one input partition: its customers, totals, watermark, rejections."""
+"""The state of one input partition: its customers, KPI engine, watermark, rejections."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from stream_app.contract import Event
+from stream_app.kpi.contribution import Terms
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.days import business_day
+from stream_app.kpi.engine import KpiPartition
+from stream_app.kpi.finality import is_late
+from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
 from stream_app.kpi.watermarks import SourceWatermarks
 
 NO_FLOOR = -(2**63)
 FLOOR_REFRESH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Late:
+    """An event whose business day is already final (spec §2): not applied."""
+
+    day: int
+    last_final: int
 
 
 class PartitionState:
@@ -25,8 +39,12 @@ class PartitionState:
         idle_ms: int = 30_000,
         now_ms: int = 0,
         floor_refresh: int = FLOOR_REFRESH,
+        params: KpiParams | None = None,
+        closed_day: int | None = None,
     ) -> None:
         self.partition = partition
+        self.params = params or KpiParams()
+        self.kpi = KpiPartition(self.params, closed_day)
         self.dedup_horizon_ms = dedup_horizon_ms
         self.customers: dict[str, CustomerState] = {}
         self.ledgers: dict[str, RejectionLedger] = {}
@@ -42,18 +60,54 @@ class PartitionState:
         """Latest event time applied in this partition (for display)."""
         return self.watermarks.high()
 
-    def apply(self, event: Event, source: str, offset: int, now_ms: int) -> CustomerState | None:
-        """Apply an event read at ``source``@``offset``; None when already applied."""
+    def apply(
+        self, event: Event, source: str, offset: int, now_ms: int
+    ) -> CustomerState | Late | None:
+        """Apply an event read at ``source``@``offset``.
+
+        None when already applied (a redelivery), Late when its day is final:
+        a redelivery of an applied event is a duplicate even once its day closed.
+        """
         self.watermarks.observe(source, event.occurred_ms, now_ms)
         state = self.customers.get(event.customer_id)
-        if state is None:
-            state = self.customers[event.customer_id] = CustomerState()
-        elif state.has_applied(source, offset) or state.has_seen(event.event_id):
+        if state is not None and (
+            state.has_applied(source, offset) or state.has_seen(event.event_id)
+        ):
             self.duplicates += 1
             return None
+        day = business_day(event.occurred_ms, self.params.zone)
+        closed = self.kpi.closed_day
+        if closed is not None and is_late(day, closed):
+            return Late(day, closed)
+        if state is None:
+            state = self.customers[event.customer_id] = CustomerState()
         self.totals.count(event, new_customer=not state.is_known)
         state.apply(event, source, offset, self.dedup_floor_ms(now_ms))
+        state.history = self.kpi.add(event, day, state.history)
         return state
+
+    def close_through(self, day: int) -> list[tuple[int, Terms]]:
+        """Make every day up to ``day`` final; the totals as of each day closed.
+
+        A partition that never closed a day starts at ``day`` itself, computed
+        in full; the days before it are never reported.
+        """
+        closed = self.kpi.closed_day
+        if closed is not None and day <= closed:
+            return []
+        if closed is None:
+            self.kpi = KpiPartition.restore(
+                self.params, day, ((c, s.history) for c, s in self.customers.items())
+            )
+            return [(day, dict(self.kpi.totals))]
+        return [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
+
+    def preview(self, day: int) -> Terms:
+        """Totals as of ``day`` from what is applied so far, closing nothing."""
+        closed = self.kpi.closed_day
+        if closed is None or day <= closed:
+            raise ValueError("preview needs a closed day before the one previewed")
+        return self.kpi.preview(day)
 
     def dedup_floor_ms(self, now_ms: int) -> int:
         """Event ids older than this may be forgotten: the low watermark of the
@@ -92,4 +146,9 @@ class PartitionState:
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
+        self.kpi = KpiPartition.restore(
+            self.params,
+            self.kpi.closed_day,
+            ((c, s.history) for c, s in self.customers.items()),
+        )
         return self

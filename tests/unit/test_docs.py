@@ -23,7 +23,7 @@ COMPOSE = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
 SETTINGS = {name: default for name, default, _ in settings_table()}
 ENV_NAME = re.compile(r"LOYALTY_PULSE_[A-Z][A-Z0-9_]*")
 SHELL_BLOCK = re.compile(r"^```(?:sh|bash|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-EXTRA_REASONS = ["unknown_type"]  # emitted by stream_app/pipeline.py, not by the contract
+EXTRA_REASONS = ["unknown_type", "late"]  # emitted by stream_app/pipeline.py, not the contract
 
 
 def section(markdown: str, title: str) -> str:

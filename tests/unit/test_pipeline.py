@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from stream_app.contract import EventType
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.days import DAY_MS
 from stream_app.pipeline import (
     TYPE_HEADER,
     Applied,
@@ -214,3 +215,33 @@ def test_any_interleaving_and_crash_gives_the_totals_of_the_distinct_events(case
     assert totals.revenue_minor == sum(
         round(float(e["amount"]) * 100) for e in events if e["type"] == "purchase"
     )
+
+
+def test_a_late_event_is_dead_lettered_and_counted_once_per_origin_offset() -> None:
+    p = pipeline()
+    owner = partition_for("alice", 8)
+    assert isinstance(p.handle(record(purchase("e1"), owner, 0)), Applied)
+    today = NOW // DAY_MS
+    p.close_through(today)
+    late = p.handle(record(purchase("e2"), owner, 1))
+    assert isinstance(late, DeadLettered) and late.reason == "late" and late.ledger is not None
+    letter = orjson.loads(late.dead_letter)
+    assert letter["reason"] == "late" and letter["offset"] == 1
+    assert "is final" in letter["detail"]
+    # the same record forwarded again after a crash: another offset, same origin
+    wrong = (owner + 1) % 8
+    forward = p.handle(record(purchase("e3"), wrong, 5))
+    assert isinstance(forward, Forward)
+    for rerouted_offset in (10, 11):
+        copy = Record(
+            SETTINGS.topic_rerouted,
+            owner,
+            rerouted_offset,
+            forward.key,
+            forward.value,
+            forward.headers,
+        )
+        out = p.handle(copy)
+        assert isinstance(out, DeadLettered) and out.reason == "late"
+    assert p.rejected() == {"late": 2}
+    assert p.totals().revenue_minor == 1999

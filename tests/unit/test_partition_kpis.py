@@ -1,0 +1,104 @@
+"""A partition's KPI wiring: events in arrival order, days closed as the stream
+moves on, late events set aside, state restored from what the changelog holds.
+Every closed day equals the brute-force reference over the events applied."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app.contract import Event, Purchase
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.days import DAY_MS, business_day, to_date
+from stream_app.kpi.params import KpiParams
+from stream_app.kpi.partition import Late, PartitionState
+from stream_app.kpi.report import kpi_document
+from tests import kpi_reference as ref
+from tests.unit.test_kpi_engine import (
+    BASE_DAY,
+    assert_same,
+    events,
+    params_strategy,
+    reference_params,
+)
+
+HORIZON = 7 * DAY_MS
+
+
+def fresh(params: KpiParams) -> PartitionState:
+    return PartitionState(0, HORIZON, ["s"], params=params)
+
+
+def through_changelog(part: PartitionState, params: KpiParams) -> PartitionState:
+    """What a worker rebuilds from the customer records it wrote (table codec round trip)."""
+    stored = [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()]
+    restored = PartitionState(0, HORIZON, ["s"], params=params, closed_day=part.kpi.closed_day)
+    return restored.restore(stored, [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    params=params_strategy,
+    stream=events(span_days=14),
+    data=st.data(),
+)
+def test_closed_days_equal_the_reference_over_applied_events(
+    params: KpiParams, stream: list[Event], data: st.DataObject
+) -> None:
+    # arrival order: by event time, each event shifted by up to two days of delay
+    delays = [data.draw(st.integers(0, 2 * DAY_MS)) for _ in stream]
+    arrivals = [
+        e
+        for _, e in sorted(zip(delays, stream, strict=True), key=lambda x: x[1].occurred_ms + x[0])
+    ]
+    part = fresh(params)
+    applied: list[Event] = []
+    reports: dict[int, dict[str, object]] = {}
+    lateness_days = data.draw(st.integers(0, 1))
+    for offset, event in enumerate(arrivals):
+        outcome = part.apply(event, "s", offset, now_ms=0)
+        day = business_day(event.occurred_ms, params.zone)
+        if part.kpi.closed_day is not None and day <= part.kpi.closed_day:
+            assert isinstance(outcome, Late) and outcome.day == day
+        else:
+            assert isinstance(outcome, CustomerState)
+            applied.append(event)
+        # the watermark is this event's time; close what the lateness allows
+        final = business_day(event.occurred_ms, params.zone) - 1 - lateness_days
+        if final >= BASE_DAY and (part.kpi.closed_day is None or final > part.kpi.closed_day):
+            for closed, terms in part.close_through(final):
+                reports[closed] = kpi_document(terms, closed, params)
+            assert part.kpi.closed_day == final
+        if data.draw(st.booleans()):
+            part = through_changelog(part, params)
+    rp = reference_params(params)
+    for day, doc in reports.items():
+        assert_same(doc, ref.kpis_as_of(applied, to_date(day), rp), f"day {day}")
+
+
+def test_a_redelivery_of_an_applied_event_is_a_duplicate_even_once_its_day_is_final() -> None:
+    part = fresh(KpiParams())
+    event = Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1")
+    assert isinstance(part.apply(event, "s", 0, now_ms=0), CustomerState)
+    part.close_through(BASE_DAY + 1)
+    assert part.apply(event, "s", 0, now_ms=0) is None
+    assert part.duplicates == 1
+
+
+def test_an_event_of_a_final_day_is_late_and_changes_nothing() -> None:
+    part = fresh(KpiParams())
+    part.apply(Purchase("e1", "alice", (BASE_DAY + 3) * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
+    before = part.close_through(BASE_DAY + 3)[-1][1]
+    late = part.apply(Purchase("e2", "bob", (BASE_DAY + 2) * DAY_MS, 500, "o2"), "s", 1, now_ms=0)
+    assert late == Late(BASE_DAY + 2, BASE_DAY + 3)
+    assert "bob" not in part.customers
+    assert part.close_through(BASE_DAY + 3) == []
+    assert part.kpi.totals == before
+
+
+def test_a_version_1_customer_record_reads_with_an_empty_history() -> None:
+    data = CustomerState(purchases=2, revenue_minor=300).to_dict()
+    data["v"] = 1
+    del data["history"]
+    state = CustomerState.from_dict(data)
+    assert state.purchases == 2 and state.history.is_empty
