@@ -23,6 +23,7 @@ from stream_app.settings import Settings
 from tables.state import StateTables
 
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+MARK_INTERVAL_SECONDS = 0.5  # how stale another partition's view of a watermark may be
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
@@ -61,12 +62,22 @@ class IngestHandler:
             if outcome.ledger is not None:
                 self.tables.rejections[outcome.ledger_key] = outcome.ledger
         elif isinstance(outcome, Forward):
-            self.rerouted.send_soon(
-                key=outcome.key,
-                value=outcome.value,
-                partition=outcome.partition,
-                headers=list(outcome.headers),
-            )
+            self._forward(outcome)
+        # Duplicate and Marked: nothing to write
+
+    def _forward(self, outcome: Forward) -> None:
+        self.rerouted.send_soon(
+            key=outcome.key,
+            value=outcome.value,
+            partition=outcome.partition,
+            headers=list(outcome.headers),
+        )
+
+    def send_markers(self) -> None:
+        """Watermark markers go through the same producer as forwards, so each one
+        reaches its partition behind the records forwarded before it."""
+        for marker in self.pipeline.markers():
+            self._forward(marker)
 
 
 def register_ingest(
@@ -83,6 +94,10 @@ def register_ingest(
         app.topic(settings.topic_dead_letter, **RAW),  # type: ignore[arg-type]
         app.topic(settings.topic_rerouted, **RAW),  # type: ignore[arg-type]
     )
+
+    @app.timer(MARK_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
+    async def send_markers() -> None:
+        handler.send_markers()
 
     @app.agent(inputs, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:

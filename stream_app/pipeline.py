@@ -28,6 +28,7 @@ from stream_app.kpi.totals import Totals
 from stream_app.settings import Settings
 
 TYPE_HEADER = "lp-type"
+MARK_HEADER = "lp-mark"  # a watermark marker on the rerouted topic: "topic/partition@ms"
 LATE_PREFIX = "late|"  # rejection-ledger source of late events: "late|topic/partition"
 SOURCE_HEADER = "lp-source"
 
@@ -70,7 +71,15 @@ class Forward:
     headers: tuple[tuple[str, bytes], ...]
 
 
-Outcome = Applied | Duplicate | DeadLettered | Forward
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """A watermark marker was read: ``source`` had been read up to ``mark_ms``."""
+
+    source: str
+    mark_ms: int
+
+
+Outcome = Applied | Duplicate | DeadLettered | Forward | Marked
 # What the tables hold for one partition: its customers and its rejection ledgers.
 PartitionContent = tuple[list[tuple[str, CustomerState]], list[tuple[str, RejectionLedger]]]
 PartitionLoader = Callable[[Iterable[int]], dict[int, PartitionContent]]
@@ -89,6 +98,15 @@ def _origin(record: Record) -> tuple[str, int]:
             if offset.isdigit():
                 return where, int(offset)
     return f"{record.topic}/{record.partition}", record.offset
+
+
+def _marker(record: Record) -> tuple[str, int] | None:
+    for name, value in record.headers:
+        if name == MARK_HEADER:
+            source, _, mark = value.decode(errors="replace").rpartition("@")
+            if source and mark.lstrip("-").isdigit():
+                return source, int(mark)
+    return None
 
 
 def _nothing_stored(numbers: Iterable[int]) -> dict[int, PartitionContent]:
@@ -119,6 +137,10 @@ class Pipeline:
         self.sources = [f"{t}/{q}" for t in self.input_types for q in range(self.partition_count)]
         self.idle_ms = settings.idle_timeout_seconds * 1000
         self.partitions: dict[int, PartitionState] = {}
+        # Watermarks of the input partitions this worker reads, not yet sent on
+        # as markers to the partitions their forwarded records go to.
+        self.read_marks: dict[str, int] = {}
+        self._unmarked: set[str] = set()
         self._loader = loader or _nothing_stored
         self._clock = clock
 
@@ -147,12 +169,18 @@ class Pipeline:
 
     def handle(self, record: Record) -> Outcome:
         now = self._clock()
+        if record.topic == self.rerouted_topic:
+            marker = _marker(record)
+            if marker is not None:
+                return self._marked(record.partition, marker, now)
         kind = self._event_type(record)
         if isinstance(kind, Rejected):
             return self._dead_letter(record, kind, now)
         decoded = decode(kind, record.value, now, self.contract)
         if isinstance(decoded, Rejected):
             return self._dead_letter(record, decoded, now)
+        if record.topic != self.rerouted_topic:
+            self._read(record, decoded.occurred_ms, now)
         owner = partition_for(decoded.customer_id, self.partition_count)
         if owner != record.partition and record.topic != self.rerouted_topic:
             return self._forward(record, decoded, owner)
@@ -163,6 +191,41 @@ class Pipeline:
         if isinstance(state, Late):
             return self._late(record, decoded, state, owner, source, offset, now)
         return Applied(decoded.customer_id, state)
+
+    def _read(self, record: Record, occurred_ms: int, now: int) -> None:
+        """An event read from an input partition moves that partition's watermark.
+
+        Its own state partition has applied every event of it that it owns, so it
+        observes the watermark at once; the others learn it from a marker sent
+        after the records forwarded to them (``markers``).
+        """
+        source = f"{record.topic}/{record.partition}"
+        mark = self.read_marks.get(source)
+        if mark is None or occurred_ms > mark:
+            self.read_marks[source] = occurred_ms
+        self._unmarked.add(source)
+        self.partition(record.partition).watermarks.observe(source, occurred_ms, now)
+
+    def markers(self) -> list[Forward]:
+        """Markers to send on the rerouted topic: for every input partition read since
+        the last call, its watermark, to every other partition. Sent after the
+        records forwarded so far, each arrives behind them."""
+        out: list[Forward] = []
+        for source in sorted(self._unmarked):
+            read_from = int(source.rpartition("/")[2])
+            if read_from not in self.partitions:  # no longer ours: its new owner marks it
+                continue
+            header = ((MARK_HEADER, f"{source}@{self.read_marks[source]}".encode()),)
+            out.extend(
+                Forward(p, b"", b"", header) for p in range(self.partition_count) if p != read_from
+            )
+        self._unmarked.clear()
+        return out
+
+    def _marked(self, partition: int, marker: tuple[str, int], now: int) -> Marked:
+        source, mark_ms = marker
+        self.partition(partition).watermarks.observe(source, mark_ms, now)
+        return Marked(source, mark_ms)
 
     def _event_type(self, record: Record) -> EventType | Rejected:
         kind = self.input_types.get(record.topic)

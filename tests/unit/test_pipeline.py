@@ -17,6 +17,7 @@ from stream_app.pipeline import (
     DeadLettered,
     Duplicate,
     Forward,
+    Marked,
     Pipeline,
     Record,
     partition_for,
@@ -245,3 +246,100 @@ def test_a_late_event_is_dead_lettered_and_counted_once_per_origin_offset() -> N
         assert isinstance(out, DeadLettered) and out.reason == "late"
     assert p.rejected() == {"late": 2}
     assert p.totals().revenue_minor == 1999
+
+
+# --- watermark markers: a partition learns another's watermark behind its forwards
+
+
+def two_partition_pipeline() -> Pipeline:
+    return Pipeline(Settings(partitions=2), clock=lambda: NOW)
+
+
+def customer_of(partition: int, n: int = 0) -> str:
+    return [c for c in (f"c{i}" for i in range(100)) if partition_for(c, 2) == partition][n]
+
+
+def at(event_id: str, customer: str, occurred_ms: int) -> bytes:
+    return orjson.dumps(
+        {"event_id": event_id, "customer_id": customer, "occurred_at": occurred_ms, "amount": 1}
+    )
+
+
+def test_reading_a_partition_moves_its_own_watermark_and_marks_the_others() -> None:
+    p = two_partition_pipeline()
+    here, there = customer_of(0), customer_of(1)
+    p.handle(record(at("e1", here, NOW - 5000), 0, 0))
+    forward = p.handle(record(at("e2", there, NOW - 3000), 0, 1))
+    assert isinstance(forward, Forward) and forward.partition == 1
+    source = "loyalty.purchases/0"
+    assert p.partitions[0].watermarks.marks[source] == NOW - 3000
+    markers = p.markers()
+    assert [(m.partition, dict(m.headers)["lp-mark"]) for m in markers] == [
+        (1, f"{source}@{NOW - 3000}".encode())
+    ]
+    assert p.markers() == []  # nothing read since
+    rerouted = SETTINGS.topic_rerouted
+    assert isinstance(
+        p.handle(Record(rerouted, 1, 0, forward.key, forward.value, forward.headers)), Applied
+    )
+    marked = p.handle(Record(rerouted, 1, 1, b"", b"", markers[0].headers))
+    assert marked == Marked(source, NOW - 3000)
+    assert p.partitions[1].watermarks.marks[source] == NOW - 3000
+
+
+def test_no_markers_for_a_partition_no_longer_read_here() -> None:
+    p = two_partition_pipeline()
+    p.handle(record(at("e1", customer_of(0), NOW - 5000), 0, 0))
+    p.assign({1})
+    assert p.markers() == []
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_marker_arrives_behind_every_record_forwarded_before_it(data: st.DataObject) -> None:
+    """Whatever the interleaving: when partition p learns that source s was read up
+    to a mark, every event of p's customers read from s before that marker was
+    made has been applied at p."""
+    p = two_partition_pipeline()
+    broker = InProcessBroker()
+    rerouted = SETTINGS.topic_rerouted
+    n = data.draw(st.integers(1, 25))
+    for i in range(n):
+        customer = f"c{data.draw(st.integers(0, 9))}"
+        broker.send(
+            "loyalty.purchases",
+            data.draw(st.integers(0, 1)),
+            at(f"e{i}", customer, NOW - 10_000 + i),
+        )
+    read: list[tuple[str, int, str]] = []  # (source, offset, customer) in read order
+    promised: dict[bytes, list[tuple[str, int, str]]] = {}
+    for _ in range(4 * n + 10):
+        if data.draw(st.booleans()):
+            for marker in p.markers():
+                mark = dict(marker.headers)["lp-mark"]
+                source = mark.decode().rpartition("@")[0]
+                promised[mark + b">" + str(marker.partition).encode()] = [
+                    r for r in read if r[0] == source and partition_for(r[2], 2) == marker.partition
+                ]
+                broker.send(rerouted, marker.partition, b"", marker.headers)
+        if not broker.ready():
+            continue
+        rec = broker.take(data.draw(st.sampled_from(broker.ready())))
+        if rec.topic != rerouted:
+            read.append(
+                (
+                    f"{rec.topic}/{rec.partition}",
+                    rec.offset,
+                    orjson.loads(rec.value or b"{}")["customer_id"],
+                )
+            )
+        out = p.handle(rec)
+        if isinstance(out, Forward):
+            broker.send(rerouted, out.partition, out.value, out.headers)
+        if isinstance(out, Marked):
+            key = dict(rec.headers)["lp-mark"] + b">" + str(rec.partition).encode()
+            known = p.partitions[rec.partition].watermarks.marks[out.source]
+            assert known is not None and known >= out.mark_ms
+            for source, offset, customer in promised[key]:
+                state = p.partitions[rec.partition].customers[customer]
+                assert state.has_applied(source, offset), (source, offset, customer)
