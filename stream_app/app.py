@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -15,12 +15,21 @@ from stream_app.web import register_views
 from tables.state import StateTables, declare_tables
 
 
+@dataclass
+class Readiness:
+    """Whether the worker's state is recovered for the partitions it owns."""
+
+    recovered: bool = False
+    rebalances: int = 0
+
+
 @dataclass(frozen=True)
 class Runtime:
     app: faust.App
     settings: Settings
     pipeline: Pipeline
     tables: StateTables
+    readiness: Readiness = field(default_factory=Readiness)
 
 
 def faust_settings(settings: Settings, single_record_batches: bool = False) -> dict[str, Any]:
@@ -71,12 +80,16 @@ def owned_partitions(app: faust.App, settings: Settings) -> set[int]:
 
 def _follow_assignment(runtime: Runtime) -> None:
     app, settings, pipeline = runtime.app, runtime.settings, runtime.pipeline
+    readiness = runtime.readiness
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _on_recovered(sender: Any, **kwargs: Any) -> None:
         # Tables are recovered and streams not yet resumed: rebuild derived state.
         pipeline.assign(owned_partitions(app, settings))
+        readiness.recovered = True
+        readiness.rebalances += 1
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        readiness.recovered = False
         pipeline.assign(set())

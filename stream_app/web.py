@@ -55,3 +55,21 @@ def register_views(runtime: Runtime) -> None:
     class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            status, body = readiness_json(runtime)
+            return self.json(body, status=status)
+
+
+def readiness_json(runtime: Runtime) -> tuple[int, dict[str, Any]]:
+    """200 once the state of the owned partitions is recovered, 503 before and
+    during a rebalance (a load balancer or orchestrator waits on it)."""
+    readiness = runtime.readiness
+    if not readiness.recovered:
+        return 503, {
+            "status": "recovering",
+            "error": "state is being recovered from the changelog (startup or rebalance)",
+        }
+    return 200, {"status": "ready", "partitions": sorted(runtime.pipeline.partitions)}
