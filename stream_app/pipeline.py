@@ -245,10 +245,8 @@ class Pipeline:
         value = cast(bytes, record.value)  # it decoded, so it is not a tombstone
         return Forward(owner, event.customer_id.encode(), value, headers)
 
-    def _dead_letter(self, record: Record, rejected: Rejected, now: int) -> DeadLettered:
-        part = self.partition(record.partition)
-        ledger = part.reject(record.topic, record.offset, rejected.reason)
-        payload = dead_letter_record(
+    def _letter(self, record: Record, rejected: Rejected, now: int) -> bytes:
+        return dead_letter_record(
             rejected,
             topic=record.topic,
             partition=record.partition,
@@ -258,6 +256,11 @@ class Pipeline:
             rejected_at_ms=now,
             max_payload_bytes=self.settings.dead_letter_payload_bytes,
         )
+
+    def _dead_letter(self, record: Record, rejected: Rejected, now: int) -> DeadLettered:
+        part = self.partition(record.partition)
+        ledger = part.reject(record.topic, record.offset, rejected.reason)
+        payload = self._letter(record, rejected, now)
         key = ledger_key(record.topic, record.partition)
         origin = f"{key}:{record.offset}".encode()
         return DeadLettered(rejected.reason, key, ledger, payload, origin)
@@ -281,16 +284,7 @@ class Pipeline:
             f"business day {to_date(late.day)} is final (last final day "
             f"{to_date(late.last_final)}, allowed lateness {self.settings.lateness_days} days)",
         )
-        payload = dead_letter_record(
-            rejected,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            rejected_at_ms=now,
-            max_payload_bytes=self.settings.dead_letter_payload_bytes,
-        )
+        payload = self._letter(record, rejected, now)
         origin = f"{source}@{offset}".encode()
         return DeadLettered("late", ledger_key(ledger_source, owner), ledger, payload, origin)
 

@@ -119,18 +119,24 @@ def test_malformed_go_to_dead_letter_and_good_events_are_unaffected(cluster: Clu
     assert by_reason["too_large"]["payload_truncated"] is True
 
 
-def test_sigkill_mid_stream_then_restart_gives_uninterrupted_totals(cluster: Cluster) -> None:
-    lines = simulated(customers=3000, days=150, seed=21)
+def crash_a_quarter_in_then_restart(cluster: Cluster, seed: int, **first: str) -> None:
+    """A worker SIGKILLed a quarter into the backlog (``first``: its extra settings);
+    the restarted worker must end with the totals of every event exactly once."""
+    lines = simulated(customers=3000, days=150, seed=seed)
     assert len(lines) > 20_000
     want = expected_totals(lines)
     asyncio.run(produce(cluster.settings, to_records(cluster, lines, misroute_share=0.2)))
-    first = cluster.start_worker()
-    cluster.wait_until(first, lambda t: sum(t["events"].values()) > len(lines) // 4, timeout_s=120)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait()
+    worker = cluster.start_worker(**first)
+    cluster.wait_until(worker, lambda t: sum(t["events"].values()) > len(lines) // 4, timeout_s=120)
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
     second = cluster.start_worker()
     totals = cluster.wait_until(second, lambda t: observed(t) == want, timeout_s=180)
     assert totals["rejected_total"] == 0
+
+
+def test_sigkill_mid_stream_then_restart_gives_uninterrupted_totals(cluster: Cluster) -> None:
+    crash_a_quarter_in_then_restart(cluster, seed=21)
 
 
 def test_restart_of_a_group_that_never_committed_processes_every_event(
@@ -139,16 +145,7 @@ def test_restart_of_a_group_that_never_committed_processes_every_event(
     """A crash before the first offset commit: the restarted worker has no committed
     offsets to seek to. Faust drops records it fetched while recovering, and without
     the rewind in stream_app.transport they were skipped or applied out of order."""
-    lines = simulated(customers=3000, days=150, seed=22)
-    want = expected_totals(lines)
-    asyncio.run(produce(cluster.settings, to_records(cluster, lines, misroute_share=0.2)))
-    first = cluster.start_worker(commit_interval="3600")
-    cluster.wait_until(first, lambda t: sum(t["events"].values()) > len(lines) // 4, timeout_s=120)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait()
-    second = cluster.start_worker()
-    totals = cluster.wait_until(second, lambda t: observed(t) == want, timeout_s=180)
-    assert totals["rejected_total"] == 0
+    crash_a_quarter_in_then_restart(cluster, seed=22, commit_interval="3600")
 
 
 def test_state_rebuilt_from_the_changelog_alone_is_exact(cluster: Cluster) -> None:
