@@ -20,7 +20,6 @@ class Readiness:
     """Whether the worker's state is recovered for the partitions it owns."""
 
     recovered: bool = False
-    rebalances: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,6 @@ def _follow_assignment(runtime: Runtime) -> None:
         # Tables are recovered and streams not yet resumed: rebuild derived state.
         pipeline.assign(owned_partitions(app, settings))
         readiness.recovered = True
-        readiness.rebalances += 1
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -137,9 +137,7 @@ class Pipeline:
         self.sources = [f"{t}/{q}" for t in self.input_types for q in range(self.partition_count)]
         self.idle_ms = settings.idle_timeout_seconds * 1000
         self.partitions: dict[int, PartitionState] = {}
-        # Watermarks of the input partitions this worker reads, not yet sent on
-        # as markers to the partitions their forwarded records go to.
-        self.read_marks: dict[str, int] = {}
+        # Input partitions read since the last markers were made.
         self._unmarked: set[str] = set()
         self._loader = loader or _nothing_stored
         self._clock = clock
@@ -179,31 +177,27 @@ class Pipeline:
         decoded = decode(kind, record.value, now, self.contract)
         if isinstance(decoded, Rejected):
             return self._dead_letter(record, decoded, now)
-        if record.topic != self.rerouted_topic:
-            self._read(record, decoded.occurred_ms, now)
         owner = partition_for(decoded.customer_id, self.partition_count)
-        if owner != record.partition and record.topic != self.rerouted_topic:
-            return self._forward(record, decoded, owner)
+        if record.topic != self.rerouted_topic:
+            self._unmarked.add(f"{record.topic}/{record.partition}")
+            if owner != record.partition:
+                self._forwarded_read(record, decoded.occurred_ms, now)
+                return self._forward(record, decoded, owner)
         source, offset = _origin(record)
         state = self.partition(owner).apply(decoded, source, offset, now)
         if state is None:
             return Duplicate(decoded.event_id)
         if isinstance(state, Late):
-            return self._late(record, decoded, state, owner, source, offset, now)
+            return self._late(record, state, owner, source, offset, now)
         return Applied(decoded.customer_id, state)
 
-    def _read(self, record: Record, occurred_ms: int, now: int) -> None:
-        """An event read from an input partition moves that partition's watermark.
-
-        Its own state partition has applied every event of it that it owns, so it
-        observes the watermark at once; the others learn it from a marker sent
-        after the records forwarded to them (``markers``).
+    def _forwarded_read(self, record: Record, occurred_ms: int, now: int) -> None:
+        """A forwarded event still moves the watermark of the partition it was read
+        from. That state partition has applied every event of it that it owns
+        (``apply`` observes those), so its view of the source is the read
+        watermark; the other partitions learn it from ``markers``.
         """
         source = f"{record.topic}/{record.partition}"
-        mark = self.read_marks.get(source)
-        if mark is None or occurred_ms > mark:
-            self.read_marks[source] = occurred_ms
-        self._unmarked.add(source)
         self.partition(record.partition).watermarks.observe(source, occurred_ms, now)
 
     def markers(self) -> list[Forward]:
@@ -215,7 +209,10 @@ class Pipeline:
             read_from = int(source.rpartition("/")[2])
             if read_from not in self.partitions:  # no longer ours: its new owner marks it
                 continue
-            header = ((MARK_HEADER, f"{source}@{self.read_marks[source]}".encode()),)
+            mark = self.partitions[read_from].watermarks.marks.get(source)
+            if mark is None:
+                continue
+            header = ((MARK_HEADER, f"{source}@{mark}".encode()),)
             out.extend(
                 Forward(p, b"", b"", header) for p in range(self.partition_count) if p != read_from
             )
@@ -268,7 +265,6 @@ class Pipeline:
     def _late(
         self,
         record: Record,
-        event: Event,
         late: Late,
         owner: int,
         source: str,

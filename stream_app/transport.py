@@ -26,7 +26,6 @@ rewound to their beginning, as ``auto_offset_reset=earliest`` would do.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping, Set
 from typing import Any, ClassVar
 
@@ -72,11 +71,12 @@ class RewindingConsumer(aiokafka_driver.Consumer):
     ) -> RecordMap:
         if active_partitions is None:  # client-only apps fetch everything
             return await super()._getmany(active_partitions, timeout)
-        wanted = frozenset(active_partitions)
+        # A snapshot: Faust keeps mutating its set while the thread fetches, and an
+        # empty set would mean "every partition" to aiokafka.
+        wanted = set(active_partitions)
         if not wanted:
-            await asyncio.sleep(min(timeout, 1.0))
             return {}
-        records = await self._thread.getmany(set(wanted), timeout)
+        records = await self._thread.getmany(wanted, timeout)
         still_active = self._get_active_partitions() | self._buffered_partitions
         kept, rewind = split_inactive(records, still_active)
         if rewind:

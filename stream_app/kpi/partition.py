@@ -96,18 +96,14 @@ class PartitionState:
         if closed is not None and day <= closed:
             return []
         if closed is None:
-            self.kpi = KpiPartition.restore(
-                self.params, day, ((c, s.history) for c, s in self.customers.items())
-            )
+            self._rebuild_kpi(day)
             return [(day, dict(self.kpi.totals))]
         return [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
 
-    def preview(self, day: int) -> Terms:
-        """Totals as of ``day`` from what is applied so far, closing nothing."""
-        closed = self.kpi.closed_day
-        if closed is None or day <= closed:
-            raise ValueError("preview needs a closed day before the one previewed")
-        return self.kpi.preview(day)
+    def _rebuild_kpi(self, closed_day: int | None) -> None:
+        """The engine over the customers' histories, totals as of ``closed_day``."""
+        histories = ((c, s.history) for c, s in self.customers.items())
+        self.kpi = KpiPartition.restore(self.params, closed_day, histories)
 
     def dedup_floor_ms(self, now_ms: int) -> int:
         """Event ids older than this may be forgotten: the low watermark of the
@@ -146,9 +142,5 @@ class PartitionState:
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
-        self.kpi = KpiPartition.restore(
-            self.params,
-            self.kpi.closed_day,
-            ((c, s.history) for c, s in self.customers.items()),
-        )
+        self._rebuild_kpi(self.kpi.closed_day)
         return self
