@@ -7,8 +7,11 @@ from typing import Any
 
 import faust
 
+from agents.close_days import register_day_close
 from agents.ingest import register_ingest
+from stream_app.day_close import DayCloser
 from stream_app.pipeline import Pipeline
+from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from stream_app.transport import RewindingTransport
 from stream_app.web import register_views
@@ -28,6 +31,8 @@ class Runtime:
     settings: Settings
     pipeline: Pipeline
     tables: StateTables
+    store: ServingStore
+    closer: DayCloser
     readiness: Readiness = field(default_factory=Readiness)
 
 
@@ -66,7 +71,10 @@ def create_app(settings: Settings, single_record_batches: bool = False) -> Runti
     tables = declare_tables(app, settings)
     pipeline = Pipeline(settings, loader=tables.load)
     register_ingest(app, settings, pipeline, tables)
-    runtime = Runtime(app, settings, pipeline, tables)
+    store = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
+    closer = DayCloser(settings, pipeline, store, tables.save_meta, app.producer.flush)
+    runtime = Runtime(app, settings, pipeline, tables, store, closer)
+    register_day_close(app, closer, lambda: runtime.readiness.recovered)
     _follow_assignment(runtime)
     register_views(runtime)
     return runtime

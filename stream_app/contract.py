@@ -194,7 +194,7 @@ class _Reject(Exception):
 # --------------------------------------------------------------------------
 # constants
 
-_MAX_ID_CHARS = 128
+MAX_ID_CHARS = 128
 _MAX_SHORT_CHARS = 64
 _MAX_CHANNEL_CHARS = 32
 _MAX_POINTS = 2**53
@@ -317,7 +317,7 @@ def decode_object(
 def _build_purchase(obj: dict[str, Any], now_ms: int, config: ContractConfig) -> Event:
     event_id, customer_id, occurred_ms = _common(obj, now_ms, config)
     amount = _money(obj, "amount", config.minor_digits, required=True)
-    order_id = _optional_str(obj, "order_id", 1, _MAX_ID_CHARS)
+    order_id = _optional_str(obj, "order_id", 1, MAX_ID_CHARS)
     _check_currency(obj, config.currency)
     channel = _channel(obj)
     store_id = _optional_str(obj, "store_id", 0, _MAX_SHORT_CHARS)
@@ -368,11 +368,11 @@ def _common(obj: dict[str, Any], now_ms: int, config: ContractConfig) -> tuple[s
     event_id = obj.get("event_id")
     if event_id is None:
         _absent(obj, "event_id")
-    event_id = _check_str("event_id", event_id, 1, _MAX_ID_CHARS)
+    event_id = _check_str("event_id", event_id, 1, MAX_ID_CHARS)
     customer_id = obj.get("customer_id")
     if customer_id is None:
         _absent(obj, "customer_id")
-    customer_id = _check_str("customer_id", customer_id, 1, _MAX_ID_CHARS)
+    customer_id = _check_str("customer_id", customer_id, 1, MAX_ID_CHARS)
     return event_id, customer_id, _occurred_ms(obj, now_ms, config.future_skew_ms)
 
 

@@ -6,7 +6,7 @@ message, never a stack trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Any, Protocol
 
@@ -21,6 +21,9 @@ class KpiSource(Protocol):
     async def final(self, day: int) -> dict[str, Any] | None: ...
     async def history(self, first: int, last: int) -> list[dict[str, Any]]: ...
     async def kept_days(self) -> list[int]: ...
+
+
+Handler = Callable[[KpiSource, Mapping[str, str]], Awaitable[Response]]
 
 
 def error(status: int, message: str) -> Response:

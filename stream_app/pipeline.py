@@ -7,7 +7,7 @@ carries out the outcome (table write, dead-letter send, forward).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from aiokafka.partitioner import murmur2
@@ -22,9 +22,11 @@ from stream_app.contract import (
 from stream_app.kpi.contribution import Terms
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
+from stream_app.kpi.watermarks import PartitionTime
 from stream_app.settings import Settings
 
 TYPE_HEADER = "lp-type"
@@ -80,8 +82,17 @@ class Marked:
 
 
 Outcome = Applied | Duplicate | DeadLettered | Forward | Marked
-# What the tables hold for one partition: its customers and its rejection ledgers.
-PartitionContent = tuple[list[tuple[str, CustomerState]], list[tuple[str, RejectionLedger]]]
+
+
+@dataclass(slots=True)
+class PartitionContent:
+    """What the tables hold for one partition."""
+
+    customers: list[tuple[str, CustomerState]] = field(default_factory=list)
+    ledgers: list[tuple[str, RejectionLedger]] = field(default_factory=list)
+    meta: PartitionMeta | None = None
+
+
 PartitionLoader = Callable[[Iterable[int]], dict[int, PartitionContent]]
 
 
@@ -110,7 +121,7 @@ def _marker(record: Record) -> tuple[str, int] | None:
 
 
 def _nothing_stored(numbers: Iterable[int]) -> dict[int, PartitionContent]:
-    return {n: ([], []) for n in numbers}
+    return {n: PartitionContent() for n in numbers}
 
 
 def ledger_key(topic: str, partition: int) -> str:
@@ -144,11 +155,11 @@ class Pipeline:
 
     def _load(self, numbers: Iterable[int]) -> None:
         now = self._clock()
-        for n, (customers, ledgers) in self._loader(numbers).items():
+        for n, content in self._loader(numbers).items():
             fresh = PartitionState(
                 n, self.dedup_horizon_ms, self.sources, self.idle_ms, now, params=self.params
             )
-            self.partitions[n] = fresh.restore(customers, ledgers)
+            self.partitions[n] = fresh.restore(content.customers, content.ledgers, content.meta)
 
     def partition(self, number: int) -> PartitionState:
         if number not in self.partitions:
@@ -284,10 +295,18 @@ class Pipeline:
         origin = f"{source}@{offset}".encode()
         return DeadLettered("late", ledger_key(ledger_source, owner), ledger, payload, origin)
 
-    def close_through(self, day: int) -> dict[int, list[tuple[int, Terms]]]:
+    def times(self, now: int) -> dict[int, PartitionTime]:
+        """What each owned partition knows of event time (for the stream watermark)."""
+        return {n: part.watermarks.report(now) for n, part in sorted(self.partitions.items())}
+
+    def close_through(
+        self, day: int, first_day: int | None = None
+    ) -> dict[int, list[tuple[int, Terms]]]:
         """Make ``day`` final in every owned partition; per partition, each day closed
-        with its KPI terms."""
-        return {n: part.close_through(day) for n, part in sorted(self.partitions.items())}
+        with its KPI terms (a partition that never closed starts at ``first_day``)."""
+        return {
+            n: part.close_through(day, first_day) for n, part in sorted(self.partitions.items())
+        }
 
     def totals(self) -> Totals:
         merged = Totals()

@@ -1,13 +1,24 @@
-"""The Redis serving store: current KPIs, per-partition partials, daily history.
+"""The Redis serving store: what every worker publishes and every worker serves.
 
-Every write that can race carries a version and goes through a compare-and-set
-script, so a worker that lost a partition (or any slow writer) can never
-replace newer numbers with older ones. Keys live under ``lp:<app_id>:``.
+Keys live under ``lp:<app_id>:``:
+
+- ``watermarks`` (hash, field = partition): each partition's event time, as its
+  owner last saw it (stream_app/kpi/watermarks.py ``PartitionTime``).
+- ``final_day`` / ``first_final_day``: the highest day declared final (never
+  lower) and the first one ever declared.
+- ``partials:<day>`` (hash, field = partition): a partition's totals as of a
+  final day. Write-once: the totals of a final day never change, so a worker
+  that lost a partition cannot replace them.
+- ``history`` + ``history:days``: the merged document of each final day, the
+  last ``history_days`` days; ``merged_through``: every final day up to it is
+  in the history.
+- ``preview:<partition>`` and ``current``: the open day's totals per partition
+  and their merge, behind a compare-and-set on a version that never goes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, cast
 
@@ -16,13 +27,26 @@ import redis.asyncio as redis
 
 from stream_app.kpi.contribution import Terms
 from stream_app.kpi.days import from_date, to_date
+from stream_app.kpi.meta import terms_from_json, terms_to_json
+from stream_app.kpi.watermarks import PartitionTime
 
-# KEYS[1] hash; ARGV[1] version; ARGV[2..] field, value pairs.
+Encodable = bytes | str | int | float
+PARTIAL_TTL_SECONDS = 7 * 86_400  # merged within seconds; kept a while for inspection
+
+# KEYS[1] hash; ARGV[1] version (fixed-width digits); ARGV[2..] field, value pairs.
 _SET_IF_NEWER = """
 local current = redis.call('HGET', KEYS[1], 'version')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+if current and current >= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 2))
 return 1
+"""
+
+# KEYS[1] final day, KEYS[2] first final day; ARGV[1] candidate. Keeps the maximum.
+_RAISE_FINAL = """
+redis.call('SETNX', KEYS[2], ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1e18')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
 """
 
 # KEYS[1] string; ARGV[1] candidate: keep the maximum.
@@ -33,12 +57,17 @@ return redis.call('GET', KEYS[1])
 """
 
 
+def version(day: int, count: int) -> str:
+    """Versions compare as fixed-width strings: by day, then by count."""
+    return f"{day + 10**6:08d}{count:016d}"
+
+
 def encode_terms(terms: Terms) -> bytes:
-    return orjson.dumps([[list(k), v] for k, v in terms.items() if v])
+    return orjson.dumps(terms_to_json(terms))
 
 
 def decode_terms(raw: bytes | str) -> Terms:
-    return {tuple(k): v for k, v in orjson.loads(raw)}
+    return terms_from_json(orjson.loads(raw))
 
 
 class ServingStore:
@@ -47,6 +76,7 @@ class ServingStore:
         self.prefix = f"lp:{app_id}:"
         self.history_days = history_days
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
+        self._raise_final = client.register_script(_RAISE_FINAL)
         self._raise_to = client.register_script(_RAISE_TO)
 
     @classmethod
@@ -60,47 +90,61 @@ class ServingStore:
     async def close(self) -> None:
         await self.r.aclose()
 
-    async def publish_current(self, document: dict[str, Any], version: int) -> bool:
-        """Replace the current KPIs unless a newer version is already there."""
-        done = await self._set_if_newer(
-            keys=[self.key("current")], args=[version, "doc", orjson.dumps(document)]
-        )
-        return bool(done)
+    # --- event time -------------------------------------------------------
 
-    async def current(self) -> dict[str, Any] | None:
-        raw = await self.r.hget(self.key("current"), "doc")
-        return None if raw is None else dict(orjson.loads(raw))
+    async def publish_times(self, times: Mapping[int, PartitionTime]) -> None:
+        if times:
+            fields: dict[Any, Any] = {
+                str(p): orjson.dumps([t.low, t.holds_back]) for p, t in times.items()
+            }
+            await self.r.hset(self.key("watermarks"), mapping=fields)
 
-    async def raise_final_day(self, day: int) -> int:
-        """Record that ``day`` is final; returns the highest final day (never lower)."""
-        return int(await self._raise_to(keys=[self.key("final_day")], args=[day]))
+    async def times(self) -> dict[int, PartitionTime]:
+        raw = await self.r.hgetall(self.key("watermarks"))
+        out: dict[int, PartitionTime] = {}
+        for field, value in raw.items():
+            low, holds_back = orjson.loads(value)
+            out[int(field)] = PartitionTime(low, holds_back)
+        return out
+
+    async def raise_final_day(self, day: int) -> tuple[int, int]:
+        """Record that ``day`` is final: (highest final day, first final day)."""
+        keys = [self.key("final_day"), self.key("first_final_day")]
+        final, first = await self._raise_final(keys=keys, args=[day])
+        return int(final), int(first)
 
     async def final_day(self) -> int | None:
         raw = await self.r.get(self.key("final_day"))
         return None if raw is None else int(raw)
 
-    async def publish_partial(self, day: int, partition: int, terms: Terms, version: int) -> bool:
-        """One partition's totals as of a final day (merged once all are in)."""
-        key = self.key(f"partial:{day}:{partition}")
-        done = await self._set_if_newer(keys=[key], args=[version, "terms", encode_terms(terms)])
-        await self.r.expire(key, 7 * 86_400)
+    # --- final days -------------------------------------------------------
+
+    async def publish_partial(self, day: int, partition: int, terms: Terms) -> bool:
+        """One partition's totals as of a final day; False when already there."""
+        key = self.key(f"partials:{day}")
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, str(partition), encode_terms(terms))
+            pipe.expire(key, PARTIAL_TTL_SECONDS)
+            done, _ = await pipe.execute()
         return bool(done)
 
-    async def partials(self, day: int, partitions: Iterable[int]) -> dict[int, Terms]:
-        """The partials stored for ``day`` (only the partitions that have one)."""
-        out: dict[int, Terms] = {}
-        for partition in partitions:
-            raw = await self.r.hget(self.key(f"partial:{day}:{partition}"), "terms")
-            if raw is not None:
-                out[partition] = decode_terms(raw)
-        return out
+    async def partials(self, day: int) -> dict[int, Terms]:
+        raw = await self.r.hgetall(self.key(f"partials:{day}"))
+        return {int(p): decode_terms(v) for p, v in raw.items()}
+
+    async def merged_through(self) -> int | None:
+        raw = await self.r.get(self.key("merged_through"))
+        return None if raw is None else int(raw)
 
     async def store_final(self, day: int, document: dict[str, Any]) -> None:
-        """Keep the KPIs of a final day; days beyond ``history_days`` are dropped."""
+        """Keep the KPIs of a final day (the same document whoever merges it);
+        days beyond ``history_days`` are dropped."""
+        name = to_date(day).isoformat()
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("history"), to_date(day).isoformat(), orjson.dumps(document))
-            pipe.zadd(self.key("history:days"), {to_date(day).isoformat(): day})
+            pipe.hset(self.key("history"), name, orjson.dumps(document))
+            pipe.zadd(self.key("history:days"), {name: day})
             await pipe.execute()
+        await self._raise_to(keys=[self.key("merged_through")], args=[day])
         await self._trim(day)
 
     async def _trim(self, newest: int) -> None:
@@ -125,6 +169,44 @@ class ServingStore:
     async def kept_days(self) -> list[int]:
         names = cast(list[bytes], await self.r.zrange(self.key("history:days"), 0, -1))
         return [from_date_iso(n) for n in names]
+
+    # --- the open day -----------------------------------------------------
+
+    async def publish_preview(self, partition: int, day: int, terms: Terms, count: int) -> bool:
+        """A partition's totals as of the open ``day`` after ``count`` events."""
+        key = self.key(f"preview:{partition}")
+        args: list[Encodable] = [
+            version(day, count),
+            "day",
+            day,
+            "count",
+            count,
+            "terms",
+            encode_terms(terms),
+        ]
+        return bool(await self._set_if_newer(keys=[key], args=args))
+
+    async def previews(self, partitions: Iterable[int]) -> dict[int, tuple[int, int, Terms]]:
+        """(day, count, terms) of each partition that has a preview."""
+        numbers = list(partitions)
+        async with self.r.pipeline(transaction=False) as pipe:
+            for p in numbers:
+                pipe.hmget(self.key(f"preview:{p}"), ["day", "count", "terms"])
+            rows = await pipe.execute()
+        out: dict[int, tuple[int, int, Terms]] = {}
+        for p, (day, count, terms) in zip(numbers, rows, strict=True):
+            if terms is not None:
+                out[p] = (int(day), int(count), decode_terms(terms))
+        return out
+
+    async def publish_current(self, document: dict[str, Any], day: int, count: int) -> bool:
+        """Replace the current KPIs unless a newer version is already there."""
+        args: list[Encodable] = [version(day, count), "doc", orjson.dumps(document)]
+        return bool(await self._set_if_newer(keys=[self.key("current")], args=args))
+
+    async def current(self) -> dict[str, Any] | None:
+        raw = await self.r.hget(self.key("current"), "doc")
+        return None if raw is None else dict(orjson.loads(raw))
 
 
 def from_date_iso(name: bytes | str) -> int:

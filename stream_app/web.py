@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
+from redis.exceptions import RedisError
 
+from stream_app import kpi_api
 from stream_app.currency import to_major
+from stream_app.timefmt import iso_ms
 
 if TYPE_CHECKING:
     from stream_app.app import Runtime
-
-
-def iso_ms(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def totals_json(runtime: Runtime) -> dict[str, Any]:
@@ -51,6 +43,16 @@ def register_views(runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(totals_json(runtime))
 
+    @app.page("/kpis")
+    class Kpis(View):
+        async def get(self, request: Request) -> Response:
+            return await answer(self, kpi_api.kpis, runtime, request)
+
+    @app.page("/kpis/history")
+    class KpiHistory(View):
+        async def get(self, request: Request) -> Response:
+            return await answer(self, kpi_api.history, runtime, request)
+
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -73,3 +75,14 @@ def readiness_json(runtime: Runtime) -> tuple[int, dict[str, Any]]:
             "error": "state is being recovered from the changelog (startup or rebalance)",
         }
     return 200, {"status": "ready", "partitions": sorted(runtime.pipeline.partitions)}
+
+
+async def answer(
+    view: View, handler: kpi_api.Handler, runtime: Runtime, request: Request
+) -> Response:
+    """Serve a KPI API handler; an unreachable Redis is a 503 with a JSON message."""
+    try:
+        status, body = await handler(runtime.store, dict(request.query))
+    except (RedisError, OSError) as exc:
+        status, body = kpi_api.error(503, f"the serving store (Redis) is unreachable: {exc}")
+    return view.json(body, status=status)

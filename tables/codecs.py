@@ -8,6 +8,7 @@ import orjson
 from faust.serializers import codecs
 
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 
 UTF8 = "lp-utf8"
@@ -28,7 +29,10 @@ class CustomerCodec(codecs.Codec):
         return orjson.dumps(obj.to_dict())
 
     def _loads(self, s: bytes) -> Any:
-        return CustomerState.from_dict(orjson.loads(s))
+        data = orjson.loads(s)
+        if "meta" in data:  # a partition's meta (tables/state.py)
+            return PartitionMeta.from_dict(data)
+        return CustomerState.from_dict(data)
 
 
 class LedgerCodec(codecs.Codec):

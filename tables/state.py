@@ -14,32 +14,53 @@ from typing import Any
 import faust
 from faust.types import TableT
 
+from stream_app.contract import MAX_ID_CHARS
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
 from tables import codecs
+from tables.partitioned import put
+
+# A partition's meta lives in the customers table, so that it shares the
+# changelog partition (and its order) with the partition's customers. Customer
+# ids have at most MAX_ID_CHARS characters: a longer key can never be one.
+META_KEY_PREFIX = "loyalty-pulse/partition-meta/".ljust(MAX_ID_CHARS + 1, "~") + "/"
+
+
+def meta_key(partition: int) -> str:
+    return f"{META_KEY_PREFIX}{partition}"
 
 
 @dataclass(frozen=True)
 class StateTables:
-    customers: TableT[str, CustomerState]
+    customers: TableT[str, CustomerState | PartitionMeta]
     rejections: TableT[str, RejectionLedger]
     partition_count: int
 
     def load(self, numbers: Iterable[int]) -> dict[int, PartitionContent]:
         """What the recovered tables hold for these partitions (one scan each)."""
         wanted = set(numbers)
-        content: dict[int, PartitionContent] = {n: ([], []) for n in wanted}
-        for customer_id, state in self.customers.items():
-            owner = partition_for(customer_id, self.partition_count)
+        content = {n: PartitionContent() for n in wanted}
+        for key, value in self.customers.items():
+            if isinstance(value, PartitionMeta):
+                number = int(key.removeprefix(META_KEY_PREFIX))
+                if number in wanted:
+                    content[number].meta = value
+                continue
+            owner = partition_for(key, self.partition_count)
             if owner in wanted:
-                content[owner][0].append((customer_id, state))
+                content[owner].customers.append((key, value))
         for key, ledger in self.rejections.items():
             topic, _, number = key.rpartition(":")
             if int(number) in wanted:
-                content[int(number)][1].append((topic, ledger))
+                content[int(number)].ledgers.append((topic, ledger))
         return content
+
+    def save_meta(self, partition: int, meta: PartitionMeta) -> None:
+        """Written after the partition's customer records, in their changelog partition."""
+        put(self.customers, partition, meta_key(partition), meta)
 
 
 def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) -> Any:

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import Terms
+from stream_app.kpi.contribution import Terms, contribution
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import business_day
-from stream_app.kpi.engine import KpiPartition
+from stream_app.kpi.engine import KpiPartition, merge
 from stream_app.kpi.finality import is_late
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
@@ -50,6 +51,8 @@ class PartitionState:
         self.ledgers: dict[str, RejectionLedger] = {}
         self.totals = Totals()
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
+        # Closed days whose totals the serving store has not confirmed yet.
+        self.unpublished: dict[int, Terms] = {}
         self.duplicates = 0
         self._floor = NO_FLOOR
         self._floor_refresh = floor_refresh
@@ -86,19 +89,52 @@ class PartitionState:
         state.history = self.kpi.add(event, day, state.history)
         return state
 
-    def close_through(self, day: int) -> list[tuple[int, Terms]]:
+    def close_through(self, day: int, first_day: int | None = None) -> list[tuple[int, Terms]]:
         """Make every day up to ``day`` final; the totals as of each day closed.
 
-        A partition that never closed a day starts at ``day`` itself, computed
-        in full; the days before it are never reported.
+        A partition that never closed a day starts at ``first_day`` (the first
+        day the stream declared final; default ``day``), computed in full, so
+        every partition reports the same days; days before it are never reported.
         """
         closed = self.kpi.closed_day
         if closed is not None and day <= closed:
             return []
         if closed is None:
-            self._rebuild_kpi(day)
-            return [(day, dict(self.kpi.totals))]
-        return [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
+            start = day if first_day is None else min(first_day, day)
+            self._rebuild_kpi(start)
+            out = [(start, dict(self.kpi.totals))]
+            out += [(d, self.kpi.close(d)) for d in range(start + 1, day + 1)]
+        else:
+            out = [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
+        self.unpublished.update(out)
+        return out
+
+    def published(self, days: Iterable[int]) -> None:
+        """The serving store holds these days' totals: stop carrying them."""
+        for d in days:
+            self.unpublished.pop(d, None)
+
+    def meta(self) -> PartitionMeta:
+        return PartitionMeta(self.kpi.closed_day, dict(self.unpublished))
+
+    def preview(self, day: int) -> Terms | None:
+        """Totals as of ``day`` from the events applied so far, closing nothing;
+        None for a day before the last closed one."""
+        closed = self.kpi.closed_day
+        if closed is None:
+            return dict(
+                merge(contribution(s.history, day, self.params) for s in self.customers.values())
+            )
+        if day < closed:
+            return None
+        if day == closed:
+            return dict(self.kpi.totals)
+        return self.kpi.preview(day)
+
+    @property
+    def applied_events(self) -> int:
+        """Events applied so far (only grows: a version for what this partition shows)."""
+        return sum(self.totals.events.values())
 
     def _rebuild_kpi(self, closed_day: int | None) -> None:
         """The engine over the customers' histories, totals as of ``closed_day``."""
@@ -137,10 +173,13 @@ class PartitionState:
         self,
         customers: Iterable[tuple[str, CustomerState]],
         ledgers: Iterable[tuple[str, RejectionLedger]],
+        meta: PartitionMeta | None = None,
     ) -> PartitionState:
         """Fill from recovered table contents; derived values are recomputed."""
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
-        self._rebuild_kpi(self.kpi.closed_day)
+        if meta is not None:
+            self.unpublished = dict(meta.unpublished)
+        self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
         return self

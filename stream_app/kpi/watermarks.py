@@ -4,11 +4,26 @@ A source is one input partition. Its watermark is the latest occurred_at read
 from it. The low watermark is the minimum over the sources that are not idle
 (no record for longer than the idle timeout, in processing time); a live
 source that has not delivered anything yet holds it back (unknown: None).
+When every source is idle the low watermark is the newest one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionTime:
+    """What one state partition knows of event time, as its owner publishes it.
+
+    ``holds_back``: a live source has not delivered anything yet, so nothing is
+    known. ``low`` None without holding back: every source idle and none ever
+    had data; the partition is left out of the stream watermark.
+    """
+
+    low: int | None
+    holds_back: bool = False
 
 
 class SourceWatermarks:
@@ -29,9 +44,27 @@ class SourceWatermarks:
         values = [self.marks[s] for s in live]
         if any(v is None for v in values):
             return None
-        if not values:  # every source idle: the slowest one that ever had data
-            values = [m for m in self.marks.values() if m is not None]
-        return min((v for v in values if v is not None), default=None)
+        if not values:
+            # Every source idle: nothing more is coming, so the newest data counts
+            # (as Flink's StatusWatermarkValve does); a finished replay closes its days.
+            return max((m for m in self.marks.values() if m is not None), default=None)
+        return min(v for v in values if v is not None)
+
+    def report(self, now_ms: int) -> PartitionTime:
+        live = (s for s, at in self.last_record_at.items() if now_ms - at <= self.idle_ms)
+        if any(self.marks[s] is None for s in live):
+            return PartitionTime(None, holds_back=True)
+        return PartitionTime(self.low(now_ms))
 
     def high(self) -> int | None:
         return max((m for m in self.marks.values() if m is not None), default=None)
+
+
+def stream_watermark(reports: Mapping[int, PartitionTime], partitions: int) -> int | None:
+    """Spec §2: the minimum over partitions with data. None (nothing final) until
+    every partition has reported, or while one holds back."""
+    if any(p not in reports for p in range(partitions)):
+        return None
+    if any(r.holds_back for r in reports.values()):
+        return None
+    return min((r.low for r in reports.values() if r.low is not None), default=None)

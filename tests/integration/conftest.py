@@ -73,6 +73,7 @@ class Cluster:
             "LOYALTY_PULSE_DATA_DIR": str(self.tmp / name),
             "LOYALTY_PULSE_WEB_PORT": str(web_port),
             "LOYALTY_PULSE_LOG_LEVEL": "info",
+            "LOYALTY_PULSE_REDIS_URL": s.redis_url,
         }
 
     def start_worker(self, name: str = "w1", **overrides: str) -> WorkerHandle:
@@ -109,7 +110,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    broker_address: str, tmp_path: Path, request: pytest.FixtureRequest
+    broker_address: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Cluster]:
     tag = f"{request.node.name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
     settings = Settings(
@@ -122,6 +123,7 @@ def cluster(
         partitions=4,
         store="rocksdb",
         data_dir=tmp_path,
+        redis_url=redis_url,
     )
     c = Cluster(settings, tmp_path)
     yield c

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from stream_app.kpi.contribution import Terms
+from stream_app.kpi.watermarks import PartitionTime
 from stream_app.serving import ServingStore
 
 
@@ -22,27 +24,55 @@ async def store(redis_url: str) -> AsyncIterator[ServingStore]:
 
 async def test_current_never_goes_back_to_an_older_version(store: ServingStore) -> None:
     assert await store.current() is None
-    assert await store.publish_current({"as_of": "b"}, version=20)
-    assert not await store.publish_current({"as_of": "a"}, version=10)  # a stale writer
-    assert not await store.publish_current({"as_of": "a"}, version=20)
+    assert await store.publish_current({"as_of": "b"}, day=100, count=20)
+    assert not await store.publish_current({"as_of": "a"}, day=100, count=10)  # a stale writer
+    assert not await store.publish_current({"as_of": "a"}, day=100, count=20)
+    assert not await store.publish_current({"as_of": "a"}, day=99, count=10**9)
     assert await store.current() == {"as_of": "b"}
-    assert await store.publish_current({"as_of": "c"}, version=21)
+    assert await store.publish_current({"as_of": "c"}, day=100, count=21)
     assert await store.current() == {"as_of": "c"}
+    assert await store.publish_current({"as_of": "d"}, day=101, count=0)  # a new day
+    assert await store.current() == {"as_of": "d"}
 
 
-async def test_final_day_only_rises(store: ServingStore) -> None:
+async def test_final_day_only_rises_and_the_first_one_is_kept(store: ServingStore) -> None:
     assert await store.final_day() is None
-    assert await store.raise_final_day(100) == 100
-    assert await store.raise_final_day(99) == 100
-    assert await store.raise_final_day(101) == 101
+    assert await store.raise_final_day(100) == (100, 100)
+    assert await store.raise_final_day(99) == (100, 100)
+    assert await store.raise_final_day(101) == (101, 100)
+    assert await store.final_day() == 101
 
 
-async def test_partials_round_trip_and_keep_the_newest(store: ServingStore) -> None:
-    terms = {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999, ("churn", "churned"): 0}
-    assert await store.publish_partial(100, 3, terms, version=7)
-    assert not await store.publish_partial(100, 3, {("w", 30, "orders"): 1}, version=6)
-    got = await store.partials(100, range(4))
-    assert got == {3: {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999}}
+async def test_partials_are_written_once(store: ServingStore) -> None:
+    terms: Terms = {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999, ("churn", "x"): 0}
+    assert await store.publish_partial(100, 3, terms)
+    assert not await store.publish_partial(100, 3, {("w", 30, "orders"): 1})  # a stale writer
+    assert await store.publish_partial(100, 0, {("w", 30, "orders"): 2})
+    assert await store.partials(100) == {
+        3: {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999},
+        0: {("w", 30, "orders"): 2},
+    }
+    assert await store.partials(101) == {}
+
+
+async def test_previews_keep_the_newest_per_partition(store: ServingStore) -> None:
+    assert await store.publish_preview(1, day=100, terms={("w", 30, "orders"): 3}, count=3)
+    assert not await store.publish_preview(1, day=100, terms={("w", 30, "orders"): 2}, count=2)
+    assert await store.publish_preview(2, day=100, terms={}, count=0)
+    assert await store.previews(range(4)) == {
+        1: (100, 3, {("w", 30, "orders"): 3}),
+        2: (100, 0, {}),
+    }
+
+
+async def test_partition_times_round_trip(store: ServingStore) -> None:
+    times = {
+        0: PartitionTime(1_000),
+        1: PartitionTime(None, holds_back=True),
+        2: PartitionTime(None),
+    }
+    await store.publish_times(times)
+    assert await store.times() == times
 
 
 async def test_history_keeps_the_most_recent_days_and_answers_ranges(store: ServingStore) -> None:

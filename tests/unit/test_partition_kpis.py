@@ -4,12 +4,14 @@ Every closed day equals the brute-force reference over the events applied."""
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.contract import Event, Purchase
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, business_day, to_date
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.report import kpi_document
@@ -32,8 +34,8 @@ def fresh(params: KpiParams) -> PartitionState:
 def through_changelog(part: PartitionState, params: KpiParams) -> PartitionState:
     """What a worker rebuilds from the customer records it wrote (table codec round trip)."""
     stored = [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()]
-    restored = PartitionState(0, HORIZON, ["s"], params=params, closed_day=part.kpi.closed_day)
-    return restored.restore(stored, [])
+    meta = PartitionMeta.from_dict(orjson.loads(orjson.dumps(part.meta().to_dict())))
+    return PartitionState(0, HORIZON, ["s"], params=params).restore(stored, [], meta)
 
 
 @settings(max_examples=60, deadline=None)
@@ -71,6 +73,16 @@ def test_closed_days_equal_the_reference_over_applied_events(
             assert part.kpi.closed_day == final
         if data.draw(st.booleans()):
             part = through_changelog(part, params)
+        if data.draw(st.integers(0, 9)) == 0:  # what /kpis shows of the open day
+            open_day = max(day, (part.kpi.closed_day or day) + 1)
+            preview = part.preview(open_day)
+            assert preview is not None
+            assert_same(
+                kpi_document(preview, open_day, params),
+                ref.kpis_as_of(applied, to_date(open_day), reference_params(params)),
+                f"preview of day {open_day}",
+            )
+    assert set(part.unpublished) == set(reports)  # nothing was confirmed published
     rp = reference_params(params)
     for day, doc in reports.items():
         assert_same(doc, ref.kpis_as_of(applied, to_date(day), rp), f"day {day}")
@@ -102,3 +114,16 @@ def test_a_version_1_customer_record_reads_with_an_empty_history() -> None:
     del data["history"]
     state = CustomerState.from_dict(data)
     assert state.purchases == 2 and state.history.is_empty
+
+
+def test_a_partition_that_never_closed_starts_at_the_first_final_day() -> None:
+    """A partition that joins after the stream declared days final reports every
+    final day since the first, so each day has a partial from every partition."""
+    part = fresh(KpiParams())
+    part.apply(Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
+    closed = part.close_through(BASE_DAY + 3, first_day=BASE_DAY + 1)
+    assert [d for d, _ in closed] == [BASE_DAY + 1, BASE_DAY + 2, BASE_DAY + 3]
+    assert all(t[("w", 30, "orders")] == 1 for _, t in closed)
+    part.published([BASE_DAY + 1, BASE_DAY + 2])
+    assert list(part.meta().unpublished) == [BASE_DAY + 3]
+    assert part.meta().closed_day == BASE_DAY + 3

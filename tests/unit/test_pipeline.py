@@ -18,6 +18,7 @@ from stream_app.pipeline import (
     Duplicate,
     Forward,
     Marked,
+    PartitionContent,
     Pipeline,
     Record,
     partition_for,
@@ -202,7 +203,7 @@ def test_any_interleaving_and_crash_gives_the_totals_of_the_distinct_events(case
         stored = snapshot(p) if data.draw(st.booleans()) else state_at_commit
         p = Pipeline(
             settings,
-            loader=lambda ns, s=stored: {n: (s.get(n, []), []) for n in ns},
+            loader=lambda ns, s=stored: {n: PartitionContent(s.get(n, [])) for n in ns},
             clock=lambda: NOW,
         )
         p.assign(range(4))  # as the worker does once its tables are recovered

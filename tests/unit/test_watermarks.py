@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream_app.kpi.watermarks import SourceWatermarks
+from stream_app.kpi.watermarks import PartitionTime, SourceWatermarks, stream_watermark
 
 IDLE = 30_000
 
@@ -29,11 +29,26 @@ def test_idle_source_is_left_out_and_rejoins_when_it_speaks() -> None:
     assert w.low(now_ms=IDLE + 2) == 200
 
 
-def test_all_idle_falls_back_to_the_slowest_with_data() -> None:
+def test_all_idle_is_the_newest_data_so_a_finished_replay_closes_its_days() -> None:
     w = SourceWatermarks(["a", "b", "c"], IDLE, now_ms=0)
     w.observe("a", 100, now_ms=0)
     w.observe("b", 50, now_ms=0)
-    assert w.low(now_ms=10 * IDLE) == 50
+    assert w.report(now_ms=1) == PartitionTime(None, holds_back=True)  # "c" may still speak
+    assert w.low(now_ms=10 * IDLE) == 100
+    assert w.report(now_ms=10 * IDLE) == PartitionTime(100)
+
+
+def test_nothing_ever_read_leaves_the_partition_out() -> None:
+    w = SourceWatermarks(["a"], IDLE, now_ms=0)
+    assert w.report(now_ms=10 * IDLE) == PartitionTime(None, holds_back=False)
+
+
+def test_the_stream_watermark_waits_for_every_partition_and_skips_empty_ones() -> None:
+    assert stream_watermark({0: PartitionTime(5)}, partitions=2) is None
+    assert stream_watermark({0: PartitionTime(5), 1: PartitionTime(None, True)}, 2) is None
+    assert stream_watermark({0: PartitionTime(5), 1: PartitionTime(3)}, 2) == 3
+    assert stream_watermark({0: PartitionTime(5), 1: PartitionTime(None)}, 2) == 5
+    assert stream_watermark({0: PartitionTime(None), 1: PartitionTime(None)}, 2) is None
 
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 10**6)), max_size=50))

@@ -1,0 +1,323 @@
+"""Day close and serving over a real Redis: pipelines of several simulated workers
+share an in-process log; every final day in the history equals the brute-force
+reference, whatever the interleaving, the number of workers, a crash or Redis
+being away for a while."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from stream_app.contract import Event, EventType, decode
+from stream_app.day_close import DayCloser
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.days import to_date
+from stream_app.kpi.meta import PartitionMeta
+from stream_app.pipeline import Forward, PartitionContent, Pipeline, Record, partition_for
+from stream_app.processes import free_port
+from stream_app.serving import ServingStore
+from stream_app.settings import Settings
+from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
+from tests import kpi_reference as ref
+from tests.unit.test_kpi_engine import assert_same, reference_params
+
+PARTITIONS = 4
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def settings_for(redis_url: str) -> Settings:
+    return Settings(
+        partitions=PARTITIONS,
+        app_id=f"test-close-{uuid.uuid4().hex[:8]}",
+        redis_url=redis_url,
+        windows_days=(7, 30),
+        churn_period_days=7,
+        inactivity_days=14,
+        history_days=400,
+    )
+
+
+def simulated(days: int, customers: int = 1000) -> list[dict[str, object]]:
+    return list(generate(SimulationConfig(customers=customers, start=START, days=days)))
+
+
+class Log:
+    """Append-only logs per (topic, partition) with the offsets the workers read up to."""
+
+    def __init__(self) -> None:
+        self.logs: dict[tuple[str, int], list[Record]] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def send(self, topic: str, partition: int, value: bytes, headers: Any = ()) -> None:
+        log = self.logs.setdefault((topic, partition), [])
+        log.append(Record(topic, partition, len(log), None, value, tuple(headers)))
+
+    def ready(self, owned: set[int]) -> list[tuple[str, int]]:
+        return sorted(
+            tp
+            for tp, log in self.logs.items()
+            if tp[1] in owned and self.positions.get(tp, 0) < len(log)
+        )
+
+    def take(self, tp: tuple[str, int]) -> Record:
+        offset = self.positions.get(tp, 0)
+        self.positions[tp] = offset + 1
+        return self.logs[tp][offset]
+
+
+@dataclass
+class Worker:
+    """A pipeline and its day closer; ``durable`` is what its last flush made safe."""
+
+    settings: Settings
+    store: ServingStore
+    owned: set[int]
+    clock: list[int]
+    log: Log
+    metas: dict[int, PartitionMeta] = field(default_factory=dict)
+    durable: dict[int, PartitionContent] = field(default_factory=dict)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.start(lambda ns: {n: PartitionContent() for n in ns})
+
+    def start(self, loader: Any) -> None:
+        self.pipeline = Pipeline(self.settings, loader=loader, clock=lambda: self.clock[0])
+        self.pipeline.assign(self.owned)
+        self.closer = DayCloser(
+            self.settings,
+            self.pipeline,
+            self.store,
+            self.metas.__setitem__,
+            self.flush,
+            clock=lambda: self.clock[0],
+        )
+
+    async def flush(self) -> None:
+        """What Faust's flush-then-commit makes durable: state, metas and offsets."""
+        self.durable = {
+            n: PartitionContent(
+                [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()],
+                [],
+                PartitionMeta.from_dict(self.metas[n].to_dict()) if n in self.metas else None,
+            )
+            for n, part in self.pipeline.partitions.items()
+        }
+        self.committed = {tp: pos for tp, pos in self.log.positions.items() if tp[1] in self.owned}
+
+    def crash_and_restart(self) -> None:
+        """Everything since the last flush is lost; reading resumes at the commit."""
+        durable = self.durable
+        for tp in list(self.log.positions):
+            if tp[1] in self.owned:
+                self.log.positions[tp] = self.committed.get(tp, 0)
+        self.metas = {n: c.meta for n, c in durable.items() if c.meta is not None}
+        self.start(lambda ns: {n: durable.get(n, PartitionContent()) for n in ns})
+
+    def step(self, rng: random.Random) -> bool:
+        ready = self.log.ready(self.owned)
+        if not ready:
+            return False
+        out = self.pipeline.handle(self.log.take(rng.choice(ready)))
+        if isinstance(out, Forward):
+            self.log.send(self.settings.topic_rerouted, out.partition, out.value, out.headers)
+        return True
+
+    def send_markers(self) -> None:
+        for m in self.pipeline.markers():
+            self.log.send(self.settings.topic_rerouted, m.partition, m.value, m.headers)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return settings_for(redis_url)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[ServingStore]:
+    s = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
+    yield s
+    keys = [k async for k in s.r.scan_iter(match=s.prefix + "*")]
+    if keys:
+        await s.r.delete(*keys)
+    await s.close()
+
+
+def publish(
+    settings: Settings, log: Log, events: list[dict[str, object]], rng: random.Random
+) -> None:
+    """Each event on its owner's partition, or (one in five) on another one."""
+    topics = {"purchase": settings.topic_purchases, "enrollment": settings.topic_enrollments}
+    topics["redemption"] = settings.topic_redemptions
+    for event in events:
+        owner = partition_for(str(event["customer_id"]), PARTITIONS)
+        partition = owner if rng.random() < 0.8 else rng.randrange(PARTITIONS)
+        log.send(topics[str(event["type"])], partition, to_json_line(event))
+
+
+async def run(
+    workers: list[Worker], rng: random.Random, clock: list[int], crash_at: int | None = None
+) -> None:
+    """Interleave the workers at random; markers and ticks as the timers would run them."""
+    steps = 0
+    while True:
+        progressed = False
+        for _ in range(200):
+            worker = rng.choice(workers)
+            progressed |= worker.step(rng)
+            steps += 1
+            clock[0] += 1
+            if crash_at is not None and steps == crash_at:
+                workers[-1].crash_and_restart()
+        for worker in workers:
+            worker.send_markers()
+            await worker.closer.tick()
+        if not progressed and not any(w.log.ready(w.owned) for w in workers):
+            clock[0] += workers[0].settings.idle_timeout_seconds * 1000 + 1  # all idle now
+            for _ in range(2):  # the last markers, then the last closes
+                for worker in workers:
+                    worker.send_markers()
+                    await worker.closer.tick()
+            return
+
+
+def applied_events(lines: list[dict[str, object]]) -> list[Event]:
+    kinds = {"purchase": EventType.PURCHASE, "enrollment": EventType.ENROLLMENT}
+    kinds["redemption"] = EventType.REDEMPTION
+    out = []
+    for line in lines:
+        decoded = decode(kinds[str(line["type"])], to_json_line(line), 2**62, Settings().contract)
+        assert isinstance(decoded, Event)
+        out.append(decoded)
+    return out
+
+
+async def final_documents(store: ServingStore) -> dict[int, dict[str, Any]]:
+    return {day: doc for day in await store.kept_days() if (doc := await store.final(day))}
+
+
+def check_against_reference(
+    settings: Settings, docs: dict[int, dict[str, Any]], events: list[Event], sample: int = 8
+) -> None:
+    params = reference_params(settings.kpi_params)
+    days = sorted(docs)
+    picked = days[:: max(1, len(days) // sample)] + days[-1:]
+    for day in picked:
+        doc = dict(docs[day])
+        assert doc.pop("final") is True and doc.pop("watermark")
+        assert_same(doc, ref.kpis_as_of(events, to_date(day), params), f"day {to_date(day)}")
+
+
+def sleepy_clock() -> list[int]:
+    return [1_900_000_000_000]
+
+
+async def test_two_workers_serve_the_reference_kpis_of_every_final_day(
+    store: ServingStore, settings: Settings
+) -> None:
+    lines = simulated(days=60)
+    rng, clock, log = random.Random(7), sleepy_clock(), Log()
+    publish(settings, log, lines, rng)
+    workers = [
+        Worker(settings, store, {0, 1}, clock, log),
+        Worker(settings, store, {2, 3}, clock, log),
+    ]
+    await run(workers, rng, clock)
+
+    docs = await final_documents(store)
+    last_event_day = event_time_ms(lines[-1]) // 86_400_000
+    # nothing is final before every input partition delivered (about three weeks here)
+    assert len(docs) >= 45 and max(docs) == last_event_day - 2  # lateness 1 day
+    assert sorted(docs) == list(range(min(docs), max(docs) + 1))  # no gaps
+    assert sum(w.pipeline.rejected().get("late", 0) for w in workers) == 0
+    check_against_reference(settings, docs, applied_events(lines))
+    current = await store.current()
+    assert current is not None and current["final"] is False
+    assert current["as_of"] == to_date(last_event_day).isoformat()
+
+
+async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
+    store: ServingStore, settings: Settings
+) -> None:
+    lines = simulated(days=60)
+    rng, clock = random.Random(11), sleepy_clock()
+
+    two = Log()
+    publish(settings, two, lines, random.Random(3))
+    pair = [
+        Worker(settings, store, {0, 1}, clock, two),
+        Worker(settings, store, {2, 3}, clock, two),
+    ]
+    await run(pair, rng, clock, crash_at=len(lines) // 2)
+    with_crash = await final_documents(store)
+    await store.r.delete(*[k async for k in store.r.scan_iter(match=store.prefix + "*")])
+
+    dead = ServingStore.connect(f"redis://127.0.0.1:{free_port()}/0", "x", 400)
+    one = Log()
+    publish(settings, one, lines, random.Random(3))
+    single = Worker(settings, store, set(range(PARTITIONS)), clock, one)
+    thirds = len(lines) // 600
+    for reachable in (store, dead):  # Redis there, then away for a third of the stream
+        single.closer.store = reachable
+        for _ in range(thirds):
+            await run_some(single, rng, clock)
+    assert single.closer.status.redis_ok is False and single.closer.status.redis_errors > 0
+    single.closer.store = store
+    await run([single], rng, clock)
+    alone = await final_documents(store)
+    await dead.close()
+
+    # The first final day depends on how far partitions got before the first
+    # close; from then on every day is there, with the same numbers.
+    for docs in (with_crash, alone):
+        assert sorted(docs) == list(range(min(docs), max(docs) + 1))
+    common = with_crash.keys() & alone.keys()
+    assert len(common) >= 30 and max(common) == max(alone) == max(with_crash)
+    for day in common:
+        assert {**alone[day], "watermark": None} == {**with_crash[day], "watermark": None}, day
+    check_against_reference(settings, alone, applied_events(lines), sample=4)
+
+
+async def run_some(worker: Worker, rng: random.Random, clock: list[int]) -> None:
+    for _ in range(200):
+        worker.step(rng)
+        clock[0] += 1
+    worker.send_markers()
+    await worker.closer.tick()
+
+
+class PartialsFail(ServingStore):
+    """Redis drops the connection right when the partials are being published."""
+
+    async def publish_partial(self, day: int, partition: int, terms: Any) -> bool:
+        raise ConnectionError("connection reset by peer")
+
+
+async def test_days_closed_before_a_crash_but_never_published_are_published_after_it(
+    store: ServingStore, settings: Settings
+) -> None:
+    lines = simulated(days=60)
+    rng, clock, log = random.Random(5), sleepy_clock(), Log()
+    publish(settings, log, lines, random.Random(4))
+    worker = Worker(settings, store, set(range(PARTITIONS)), clock, log)
+    while not await store.kept_days():
+        await run_some(worker, rng, clock)
+    worker.closer.store = PartialsFail(store.r, settings.app_id, settings.history_days)
+    for _ in range(3):
+        await run_some(worker, rng, clock)
+    unpublished = {d for p in worker.pipeline.partitions.values() for d in p.unpublished}
+    assert unpublished  # closed, written to the changelog, not in Redis
+    worker.crash_and_restart()
+    worker.closer.store = store
+    await run([worker], rng, clock)
+
+    docs = await final_documents(store)
+    assert unpublished <= docs.keys()
+    assert sorted(docs) == list(range(min(docs), max(docs) + 1))
+    check_against_reference(settings, docs, applied_events(lines), sample=4)
