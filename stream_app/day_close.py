@@ -1,17 +1,25 @@
 """Closing days and serving the KPIs: one tick of every worker. No faust imports.
 
-Each tick (every ``CLOSE_INTERVAL_SECONDS``):
+Each tick (every ``CLOSE_INTERVAL_SECONDS``), for the partitions this worker owns:
 
-1. publish what each owned partition knows of event time; read every
-   partition's; the stream watermark is their minimum (spec §2);
-2. raise the global final day (it never goes back); close every owned
-   partition through it and record its closed day in the changelog, after the
-   partition's customer records;
-3. once that record is on the broker (flush), publish each closed day's totals
-   as a write-once partial; merge every day whose partials are all in, oldest
-   first, into the history;
-4. publish each owned partition's totals as of the open day; merge them into
-   the current document when every partition has one for that day.
+1. close every partition through the global final day (a partition restored
+   after a crash or a move catches up here);
+2. record in each partition's changelog, after its customer records, its
+   closed day, the totals of closed days not yet published and its view of
+   event time (``PartitionMeta``), and flush: from here on a crash cannot undo
+   any of it;
+3. publish those totals as write-once partials and those views as the
+   partitions' event time; the stream watermark is the minimum over every
+   partition's (spec §2); raise the global final day from it (it never goes
+   back; the next tick closes it);
+4. merge every final day whose partials are all in, oldest first, into the
+   history; publish each partition's totals as of the open day and merge them
+   into the current document once every partition has one for that day.
+
+Because the final day is only ever raised from views that are on the broker,
+a worker that crashes and reads records again never finds an event it had
+applied turned late: it was applied before a view that passed its day, so its
+customer record is on the broker too and it is a redelivery.
 
 Any worker may merge: the partials of a final day never change, so every
 merge of a day gives the same document. A worker cut off from Redis keeps
@@ -23,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -33,13 +41,17 @@ from stream_app.kpi.engine import merge
 from stream_app.kpi.finality import final_day
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.report import kpi_document
-from stream_app.kpi.watermarks import stream_watermark
+from stream_app.kpi.watermarks import PartitionTime, stream_first_day, stream_watermark
 from stream_app.pipeline import Pipeline
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from stream_app.timefmt import iso_ms
 
 CLOSE_INTERVAL_SECONDS = 0.5
+# Days a partition closes per tick: their totals ride in its meta record until
+# published (about 2.5 kB a day with the default windows; a record must stay
+# well under the producer's 1 MB request limit). A backlog closes over a few ticks.
+MAX_DAYS_PER_TICK = 60
 FULL_PREVIEW_EVERY_MS = 5_000  # a partition that never closed a day previews in full
 REDIS_WARNING_EVERY_S = 30.0
 
@@ -78,6 +90,8 @@ class DayCloser:
         self.flush = flush
         self.clock = clock
         self.status = CloserStatus()
+        self._saved: dict[int, object] = {}  # partition -> what its last saved meta held
+        self._unflushed = False
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
         self._full_preview_at: dict[int, int] = {}
         self._warned_at = 0.0
@@ -102,51 +116,62 @@ class DayCloser:
 
     async def _tick(self) -> None:
         now = self.clock()
-        owned = self.pipeline.partitions
-        if owned:
-            await self.store.publish_times(self.pipeline.times(now))
-        watermark = stream_watermark(await self.store.times(), self.partition_count)
-        self.status.watermark_ms = watermark
-        first = None
-        if watermark is not None:
-            candidate = final_day(watermark, self.lateness_ms, self.params.zone)
-            if candidate is not None:
-                final, first = await self.store.raise_final_day(candidate)
-                self.status.final_day = final
-                self._close(final, first)
+        finals = await self.store.final_days()
+        if finals is not None:
+            self._close(*finals)
+        times = self._record(now)
+        if times:
+            await self.store.publish_times(times)
         await self._publish_partials()
-        if watermark is not None:
-            await self._merge_final_days(watermark, first)
-            await self._publish_current(watermark, now)
+        all_times = await self.store.times()
+        watermark = stream_watermark(all_times, self.partition_count)
+        self.status.watermark_ms = watermark
+        if watermark is None:
+            return
+        candidate = final_day(watermark, self.lateness_ms, self.params.zone)
+        first_event_day = stream_first_day(all_times)
+        if candidate is not None and first_event_day is not None and candidate >= first_event_day:
+            # The first time, every day since the first event becomes final at
+            # once: a replay of history gets its whole history (up to history_days).
+            first = max(candidate - self.settings.history_days + 1, first_event_day)
+            finals = await self.store.raise_final_day(candidate, first)
+            self.status.final_day = finals[0]
+        if finals is not None:
+            await self._merge_final_days(watermark, finals[1])
+        await self._publish_current(watermark, now)
 
     def _close(self, final: int, first: int) -> None:
         started = time.perf_counter()
-        for number, days in self.pipeline.close_through(final, first).items():
-            if days:
-                self.save_meta(number, self.pipeline.partitions[number].meta())
+        self.pipeline.close_through(final, first, MAX_DAYS_PER_TICK)
         self.status.last_close_seconds = time.perf_counter() - started
 
+    def _record(self, now: int) -> dict[int, PartitionTime]:
+        """Save each partition's meta where it changed; the views it holds."""
+        times: dict[int, PartitionTime] = {}
+        for number, part in self.pipeline.partitions.items():
+            meta = part.meta()
+            signature = (meta.closed_day, sorted(meta.unpublished), sorted(meta.marks.items()))
+            if self._saved.get(number) != signature:
+                self.save_meta(number, meta)
+                self._saved[number] = signature
+                self._unflushed = True
+            times[number] = replace(part.watermarks.report(now), first_day=part.first_day)
+        return times
+
     async def _publish_partials(self) -> None:
-        pending = {n: p for n, p in self.pipeline.partitions.items() if p.unpublished}
-        if not pending:
-            return
-        # The closed days (and every customer record before them) reach the
-        # broker before anyone can see those days' totals.
-        await self.flush()
-        for number, part in pending.items():
+        if self._unflushed:
+            await self.flush()  # the metas, and every customer record before them
+            self._unflushed = False
+        for number, part in self.pipeline.partitions.items():
             for day, terms in sorted(part.unpublished.items()):
                 await self.store.publish_partial(day, number, terms)
             part.published(list(part.unpublished))
 
-    async def _merge_final_days(self, watermark: int, first: int | None) -> None:
+    async def _merge_final_days(self, watermark: int, first: int) -> None:
         merged = await self.store.merged_through()
         final = await self.store.final_day()
-        if final is None:
-            return
         day = merged + 1 if merged is not None else first
-        if day is None:
-            return
-        while day <= final:
+        while final is not None and day <= final:
             partials = await self.store.partials(day)
             if len(partials) < self.partition_count:
                 break  # a partition has not published it yet: later days wait too

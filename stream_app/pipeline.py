@@ -300,12 +300,14 @@ class Pipeline:
         return {n: part.watermarks.report(now) for n, part in sorted(self.partitions.items())}
 
     def close_through(
-        self, day: int, first_day: int | None = None
+        self, day: int, first_day: int | None = None, max_days: int | None = None
     ) -> dict[int, list[tuple[int, Terms]]]:
-        """Make ``day`` final in every owned partition; per partition, each day closed
-        with its KPI terms (a partition that never closed starts at ``first_day``)."""
+        """Make ``day`` final in every owned partition (at most ``max_days`` more
+        each); per partition, each day closed with its KPI terms (a partition that
+        never closed starts at ``first_day``)."""
         return {
-            n: part.close_through(day, first_day) for n, part in sorted(self.partitions.items())
+            n: part.close_through(day, first_day, max_days)
+            for n, part in sorted(self.partitions.items())
         }
 
     def totals(self) -> Totals:

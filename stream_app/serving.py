@@ -41,9 +41,10 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 2))
 return 1
 """
 
-# KEYS[1] final day, KEYS[2] first final day; ARGV[1] candidate. Keeps the maximum.
+# KEYS[1] final day, KEYS[2] first final day; ARGV[1] candidate, ARGV[2] the first
+# final day if this is the first. Keeps the maximum.
 _RAISE_FINAL = """
-redis.call('SETNX', KEYS[2], ARGV[1])
+redis.call('SETNX', KEYS[2], ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1e18')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
@@ -95,7 +96,7 @@ class ServingStore:
     async def publish_times(self, times: Mapping[int, PartitionTime]) -> None:
         if times:
             fields: dict[Any, Any] = {
-                str(p): orjson.dumps([t.low, t.holds_back]) for p, t in times.items()
+                str(p): orjson.dumps([t.low, t.holds_back, t.first_day]) for p, t in times.items()
             }
             await self.r.hset(self.key("watermarks"), mapping=fields)
 
@@ -103,15 +104,24 @@ class ServingStore:
         raw = await self.r.hgetall(self.key("watermarks"))
         out: dict[int, PartitionTime] = {}
         for field, value in raw.items():
-            low, holds_back = orjson.loads(value)
-            out[int(field)] = PartitionTime(low, holds_back)
+            low, holds_back, first_day = orjson.loads(value)
+            out[int(field)] = PartitionTime(low, holds_back, first_day)
         return out
 
-    async def raise_final_day(self, day: int) -> tuple[int, int]:
-        """Record that ``day`` is final: (highest final day, first final day)."""
+    async def raise_final_day(self, day: int, first: int | None = None) -> tuple[int, int]:
+        """Record that ``day`` is final: (highest final day, first final day).
+
+        ``first`` (default ``day``): where the history starts if no day was
+        final before; every day from it through ``day`` becomes final at once."""
         keys = [self.key("final_day"), self.key("first_final_day")]
-        final, first = await self._raise_final(keys=keys, args=[day])
+        start = day if first is None else min(first, day)
+        final, first = await self._raise_final(keys=keys, args=[day, start])
         return int(final), int(first)
+
+    async def final_days(self) -> tuple[int, int] | None:
+        """(highest final day, first final day), None before any day is final."""
+        final, first = await self.r.mget([self.key("final_day"), self.key("first_final_day")])
+        return None if final is None or first is None else (int(final), int(first))
 
     async def final_day(self) -> int | None:
         raw = await self.r.get(self.key("final_day"))

@@ -7,6 +7,11 @@ a redelivery (applied before the close) or late (read after it), exactly as in
 a run without the crash. ``unpublished`` holds the totals of closed days not
 yet confirmed in the serving store; a crash between the changelog write and
 the publication loses nothing (a history pruned since cannot recompute them).
+``marks`` is the partition's view of each source's watermark: a partition
+restored after a crash or a rebalance resumes from it instead of holding the
+stream back until every source speaks again, and the stream watermark is only
+ever computed from views that are on the broker (so a day is never declared
+final on the strength of records a crash could make a worker read again).
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ def terms_from_json(rows: list[list[Any]]) -> Terms:
 class PartitionMeta:
     closed_day: int | None = None
     unpublished: dict[int, Terms] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "meta": META_VERSION,
             "closed_day": self.closed_day,
             "unpublished": {str(d): terms_to_json(t) for d, t in self.unpublished.items()},
+            "marks": self.marks,
         }
 
     @classmethod
@@ -44,4 +51,4 @@ class PartitionMeta:
         if data.get("meta") != META_VERSION:
             raise ValueError(f"unsupported partition meta version {data.get('meta')!r}")
         unpublished = {int(d): terms_from_json(t) for d, t in data["unpublished"].items()}
-        return cls(data["closed_day"], unpublished)
+        return cls(data["closed_day"], unpublished, dict(data.get("marks", {})))

@@ -53,6 +53,7 @@ class PartitionState:
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
         # Closed days whose totals the serving store has not confirmed yet.
         self.unpublished: dict[int, Terms] = {}
+        self.first_day: int | None = None  # the earliest business day applied
         self.duplicates = 0
         self._floor = NO_FLOOR
         self._floor_refresh = floor_refresh
@@ -82,6 +83,8 @@ class PartitionState:
         closed = self.kpi.closed_day
         if closed is not None and is_late(day, closed):
             return Late(day, closed)
+        if self.first_day is None or day < self.first_day:
+            self.first_day = day
         if state is None:
             state = self.customers[event.customer_id] = CustomerState()
         self.totals.count(event, new_customer=not state.is_known)
@@ -89,12 +92,15 @@ class PartitionState:
         state.history = self.kpi.add(event, day, state.history)
         return state
 
-    def close_through(self, day: int, first_day: int | None = None) -> list[tuple[int, Terms]]:
+    def close_through(
+        self, day: int, first_day: int | None = None, max_days: int | None = None
+    ) -> list[tuple[int, Terms]]:
         """Make every day up to ``day`` final; the totals as of each day closed.
 
         A partition that never closed a day starts at ``first_day`` (the first
         day the stream declared final; default ``day``), computed in full, so
         every partition reports the same days; days before it are never reported.
+        ``max_days``: close at most this many days now (the rest on a later call).
         """
         closed = self.kpi.closed_day
         if closed is not None and day <= closed:
@@ -103,9 +109,12 @@ class PartitionState:
             start = day if first_day is None else min(first_day, day)
             self._rebuild_kpi(start)
             out = [(start, dict(self.kpi.totals))]
-            out += [(d, self.kpi.close(d)) for d in range(start + 1, day + 1)]
+            closed = start
         else:
-            out = [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
+            out = []
+        if max_days is not None:
+            day = min(day, closed + max_days - len(out))
+        out += [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
         self.unpublished.update(out)
         return out
 
@@ -115,7 +124,8 @@ class PartitionState:
             self.unpublished.pop(d, None)
 
     def meta(self) -> PartitionMeta:
-        return PartitionMeta(self.kpi.closed_day, dict(self.unpublished))
+        marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
+        return PartitionMeta(self.kpi.closed_day, dict(self.unpublished), marks)
 
     def preview(self, day: int) -> Terms | None:
         """Totals as of ``day`` from the events applied so far, closing nothing;
@@ -179,7 +189,10 @@ class PartitionState:
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
+        days = (min(s.history.days(), default=None) for s in self.customers.values())
+        self.first_day = min((d for d in days if d is not None), default=None)
         if meta is not None:
             self.unpublished = dict(meta.unpublished)
+            self.watermarks.resume(meta.marks)
         self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
         return self

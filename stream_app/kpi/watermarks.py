@@ -24,6 +24,7 @@ class PartitionTime:
 
     low: int | None
     holds_back: bool = False
+    first_day: int | None = None  # the earliest business day applied (set by the partition)
 
 
 class SourceWatermarks:
@@ -31,6 +32,14 @@ class SourceWatermarks:
         self.idle_ms = idle_ms
         self.marks: dict[str, int | None] = dict.fromkeys(sources)
         self.last_record_at: dict[str, int] = dict.fromkeys(self.marks, now_ms)
+
+    def resume(self, marks: Mapping[str, int]) -> None:
+        """Start from a view saved earlier (the sources count as live from now)."""
+        for source, mark in marks.items():
+            current = self.marks.get(source)
+            if current is None or mark > current:
+                self.marks[source] = mark
+            self.last_record_at.setdefault(source, max(self.last_record_at.values(), default=0))
 
     def observe(self, source: str, occurred_ms: int, now_ms: int) -> None:
         mark = self.marks.get(source)
@@ -68,3 +77,8 @@ def stream_watermark(reports: Mapping[int, PartitionTime], partitions: int) -> i
     if any(r.holds_back for r in reports.values()):
         return None
     return min((r.low for r in reports.values() if r.low is not None), default=None)
+
+
+def stream_first_day(reports: Mapping[int, PartitionTime]) -> int | None:
+    """The earliest business day any partition applied an event of."""
+    return min((r.first_day for r in reports.values() if r.first_day is not None), default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -47,6 +48,13 @@ class WorkerHandle:
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
             return orjson.loads(resp.read())
 
+    def get_status(self, path: str) -> tuple[int, Any]:
+        """(HTTP status, JSON body), error statuses included."""
+        try:
+            return 200, self.get(path)
+        except urllib.error.HTTPError as err:
+            return err.code, orjson.loads(err.read())
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -58,6 +66,16 @@ class Cluster:
     settings: Settings
     tmp: Path
     workers: list[WorkerHandle] = field(default_factory=list)
+    siblings: list[Cluster] = field(default_factory=list)
+
+    def sibling(self, name: str) -> Cluster:
+        """Another deployment on the same broker and Redis: topics, group, keys of its own."""
+        s = self.settings
+        tmp = self.tmp / name
+        tmp.mkdir()
+        other = Cluster(new_settings(s.broker, s.redis_url, tmp, name), tmp)
+        self.siblings.append(other)
+        return other
 
     def env(self, web_port: int, name: str) -> dict[str, str]:
         s = self.settings
@@ -108,12 +126,10 @@ class Cluster:
         pytest.fail(f"timed out; last totals {last}\n{worker.log_tail()}")
 
 
-@pytest.fixture
-def cluster(
-    broker_address: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    tag = f"{request.node.name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
-    settings = Settings(
+def new_settings(broker_address: str, redis_url: str, tmp_path: Path, name: str) -> Settings:
+    """Topics, group and Redis keys of this test's own."""
+    tag = f"{name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+    return Settings(
         broker=broker_address,
         app_id=f"lp-{tag}",
         topic_purchases=f"{tag}.purchases",
@@ -125,7 +141,16 @@ def cluster(
         data_dir=tmp_path,
         redis_url=redis_url,
     )
-    c = Cluster(settings, tmp_path)
+
+
+@pytest.fixture
+def cluster(
+    broker_address: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    c = Cluster(new_settings(broker_address, redis_url, tmp_path, request.node.name), tmp_path)
     yield c
     for w in c.workers:
         stop(w.proc)
+    for sibling in c.siblings:
+        for w in sibling.workers:
+            stop(w.proc)

@@ -43,6 +43,13 @@ async def test_final_day_only_rises_and_the_first_one_is_kept(store: ServingStor
     assert await store.final_day() == 101
 
 
+async def test_the_first_final_day_may_start_the_history_earlier(store: ServingStore) -> None:
+    assert await store.final_days() is None
+    assert await store.raise_final_day(100, first=60) == (100, 60)
+    assert await store.raise_final_day(105, first=10) == (105, 60)  # set once
+    assert await store.final_days() == (105, 60)
+
+
 async def test_partials_are_written_once(store: ServingStore) -> None:
     terms: Terms = {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999, ("churn", "x"): 0}
     assert await store.publish_partial(100, 3, terms)
@@ -67,7 +74,7 @@ async def test_previews_keep_the_newest_per_partition(store: ServingStore) -> No
 
 async def test_partition_times_round_trip(store: ServingStore) -> None:
     times = {
-        0: PartitionTime(1_000),
+        0: PartitionTime(1_000, first_day=19_000),
         1: PartitionTime(None, holds_back=True),
         2: PartitionTime(None),
     }

@@ -127,3 +127,15 @@ def test_a_partition_that_never_closed_starts_at_the_first_final_day() -> None:
     part.published([BASE_DAY + 1, BASE_DAY + 2])
     assert list(part.meta().unpublished) == [BASE_DAY + 3]
     assert part.meta().closed_day == BASE_DAY + 3
+
+
+def test_a_long_backlog_of_days_closes_a_bounded_number_at_a_time() -> None:
+    part = fresh(KpiParams())
+    part.apply(Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
+    first = part.close_through(BASE_DAY + 100, first_day=BASE_DAY, max_days=40)
+    assert [d for d, _ in first] == list(range(BASE_DAY, BASE_DAY + 40))
+    second = part.close_through(BASE_DAY + 100, first_day=BASE_DAY, max_days=40)
+    assert [d for d, _ in second] == list(range(BASE_DAY + 40, BASE_DAY + 80))
+    assert [d for d, _ in part.close_through(BASE_DAY + 100)] == list(
+        range(BASE_DAY + 80, BASE_DAY + 101)
+    )
