@@ -250,17 +250,18 @@ def _interrupt(*_: object) -> None:
 def demo(
     broker_port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
     web_port: Annotated[int, typer.Option(help="Port of the worker's HTTP view")] = 6066,
+    redis_port: Annotated[int, typer.Option(help="Port of the demo's own Redis")] = 6399,
     customers: Annotated[int, typer.Option(min=1)] = 5000,
     speed: Annotated[float, typer.Option(min=0.01, help="Event-time days per wall second")] = 1.0,
     rate: Annotated[float, typer.Option(min=1, help="Events per second at most")] = 5000,
     days_back: Annotated[int, typer.Option(min=1, help="Simulated history before today")] = 365,
 ) -> None:
-    """Broker + worker + simulated traffic; prints the URL of the HTTP view."""
+    """Broker + Redis + worker + simulated traffic; prints the URLs of the HTTP view."""
     from stream_app.demo import run_demo
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run_demo(broker_port, web_port, customers, speed, rate, days_back)
+        run_demo(broker_port, web_port, redis_port, customers, speed, rate, days_back)
     except (RuntimeError, TimeoutError, ConnectionError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from rich.console import Console
 from stream_app.broker import start_broker
 from stream_app.processes import port_is_free, spawn, stop
 from stream_app.producer import EventSender
+from stream_app.redis_server import start_redis
 from stream_app.settings import Settings
 from stream_app.simulator import SimulationConfig
 from stream_app.topics import ensure_topics
@@ -30,6 +31,7 @@ console = Console(stderr=True)
 def _worker_env(settings: Settings) -> dict[str, str]:
     return {
         "LOYALTY_PULSE_BROKER": settings.broker,
+        "LOYALTY_PULSE_REDIS_URL": settings.redis_url,
         "LOYALTY_PULSE_WEB_PORT": str(settings.web_port),
         "LOYALTY_PULSE_DATA_DIR": str(settings.data_dir),
         "LOYALTY_PULSE_LOG_LEVEL": "warning",
@@ -53,14 +55,25 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> No
 
 
 def run_demo(
-    broker_port: int, web_port: int, customers: int, speed: float, rate: float, days_back: int
+    broker_port: int,
+    web_port: int,
+    redis_port: int,
+    customers: int,
+    speed: float,
+    rate: float,
+    days_back: int,
 ) -> None:
-    for port in (broker_port, web_port):
+    for port in (broker_port, web_port, redis_port):
         if not port_is_free("127.0.0.1", port):
-            raise RuntimeError(f"port {port} is in use; pick others with --broker-port/--web-port")
+            raise RuntimeError(
+                f"port {port} is in use; pick others with --broker-port/--web-port/--redis-port"
+            )
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-pulse-demo-"))
     settings = Settings(
-        broker=f"127.0.0.1:{broker_port}", web_port=web_port, data_dir=workdir / "worker"
+        broker=f"127.0.0.1:{broker_port}",
+        web_port=web_port,
+        data_dir=workdir / "worker",
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
     )
     failed = True
 
@@ -76,6 +89,9 @@ def run_demo(
         broker = start_broker(broker_port, log=broker_log)
         stack.callback(stop, broker)
         console.print(f"  broker   127.0.0.1:{broker_port} (embedded Tansu, in memory)")
+        redis = start_redis(redis_port)
+        stack.callback(stop, redis)
+        console.print(f"  redis    127.0.0.1:{redis_port} (the demo's own, in memory)")
         asyncio.run(ensure_topics(settings))
         log = stack.enter_context((workdir / "worker.log").open("wb"))
         worker = spawn(
@@ -91,7 +107,10 @@ def run_demo(
             days=days_back
         )
         config = SimulationConfig(customers=customers, start=start)
-        console.print(f"\n  [bold green]Live totals: {settings.web_url}/totals[/]\n")
+        url = settings.web_url
+        console.print(f"\n  [bold green]KPIs:    {url}/kpis[/]  (days close as time passes)")
+        console.print(f"  [bold green]History: {url}/kpis/history?fields=churn.churn_rate[/]")
+        console.print(f"  [bold green]Totals:  {url}/totals[/]\n")
         console.print(
             f"  traffic  {customers} customers from {start.date()} at {speed:g} event-days/s "
             f"(max {rate:g} events/s); Ctrl-C stops everything"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float) ->
     pytest.fail(f"{needle!r} not printed; output:\n{''.join(seen)}")
 
 
-def test_demo_serves_live_totals_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_demo_serves_moving_kpis_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     web = free_port()
     args = [
         "demo",
@@ -66,6 +67,8 @@ def test_demo_serves_live_totals_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
         str(free_port()),
         "--web-port",
         str(web),
+        "--redis-port",
+        str(free_port()),
         "--customers",
         "300",
         "--speed",
@@ -77,23 +80,39 @@ def test_demo_serves_live_totals_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
 
 def _check_demo(proc: subprocess.Popen[str], web: int) -> None:
     try:
-        line = wait_for_line(proc, "Live totals:", timeout_s=120)
-        url = line.split("Live totals:")[1].strip().rstrip("[/]").strip()
-        assert url == f"http://127.0.0.1:{web}/totals"
+        line = wait_for_line(proc, "KPIs:", timeout_s=120)
+        url = line.split("KPIs:")[1].split()[0].strip().rstrip("[/]").strip()
+        assert url == f"http://127.0.0.1:{web}/kpis"
         children = children_of(proc.pid)
-        assert len(children) == 2  # broker and worker
-        deadline = time.monotonic() + 60
-        while sum(get_json(url)["events"].values()) == 0 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        first = sum(get_json(url)["events"].values())
-        time.sleep(3)
-        assert first > 0 and sum(get_json(url)["events"].values()) > first
+        assert len(children) == 3  # broker, redis and worker
+        first = wait_for_kpis(url)
+        days_before = len(get_json(f"{url}/history")["days"])
+        time.sleep(6)
+        later = get_json(url)
+        assert later["as_of"] > first["as_of"] and later["final"] is False
+        for group in ("windows", "churn", "clv", "program"):
+            assert later[group] != first[group], group  # every KPI group moves
+        assert len(get_json(f"{url}/history")["days"]) > days_before  # days close
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert not [pid for pid in children if alive(pid)]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def wait_for_kpis(url: str, timeout_s: float = 90) -> dict:
+    """The first /kpis document with every group filled (503 until the first one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            doc = get_json(url)
+            if doc["program"]["members_total"] and doc["churn"]["customers_at_start"]:
+                return doc
+        except urllib.error.HTTPError as err:
+            assert err.code == 503, err.read()
+        time.sleep(0.5)
+    pytest.fail(f"no KPIs at {url} after {timeout_s}s")
 
 
 def test_broker_command_stops_cleanly_on_sigterm() -> None:
