@@ -1,28 +1,40 @@
-"""The ingest agent: every input record through the pipeline, outcome carried out.
+"""The ingest path: each poll batch through the pipeline, outcomes carried out.
 
-All work per record is synchronous; the only awaits are Faust's. Sends use
-``send_soon`` (buffered): Faust flushes the producer before it commits offsets,
-so a committed offset always has its table writes and dead letters on the broker.
+The pipeline runs synchronously over the whole batch; then every touched key
+gets one changelog record, dead letters and forwards are handed to the
+producer with them, and the batch waits until all of it is on the broker
+(tables/writer.py). Offsets are committed only for acked batches, after
+Faust flushes the producer, so a committed offset always has its writes.
+
+One lock orders what reaches the broker: a batch's writes, the watermark
+markers (behind the forwards they describe) and the day close's partition
+metas (behind the customer records they describe) never interleave.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import Message
 
+from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.rejections import RejectionLedger
 from stream_app.pipeline import (
     Applied,
     DeadLettered,
     Forward,
     Pipeline,
     Record,
+    partition_for,
 )
 from stream_app.settings import Settings
-from tables.state import StateTables
+from stream_app.transport import RewindingTransport
+from tables.state import StateTables, meta_key
+from tables.writer import TableWriter
 
-RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 MARK_INTERVAL_SECONDS = 0.5  # how stale another partition's view of a watermark may be
 
 
@@ -33,75 +45,102 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
     return tuple((str(k), bytes(v or b"")) for k, v in items)
 
 
-def to_record(event: EventT[bytes]) -> Record:
-    msg = event.message
+def to_record(msg: Message) -> Record:
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _headers(msg.headers))
 
 
-class IngestHandler:
-    """Carries out pipeline outcomes against Faust tables and topics."""
+def ledger_partition(ledger_key: str) -> int:
+    """Ledger keys end with the partition they live in: "<source>:<partition>"."""
+    return int(ledger_key.rpartition(":")[2])
 
+
+class BatchIngest:
     def __init__(
-        self,
-        pipeline: Pipeline,
-        tables: StateTables,
-        dead_letter: faust.TopicT,
-        rerouted: faust.TopicT,
+        self, settings: Settings, pipeline: Pipeline, tables: StateTables, writer: TableWriter
     ) -> None:
         self.pipeline = pipeline
         self.tables = tables
-        self.dead_letter = dead_letter
-        self.rerouted = rerouted
+        self.writer = writer
+        self.partition_count = settings.partitions
+        self.dead_letter_topic = settings.topic_dead_letter
+        self.rerouted_topic = settings.topic_rerouted
+        self.topics = frozenset({*settings.topics.values(), settings.topic_rerouted})
+        self.lock = asyncio.Lock()
 
-    def __call__(self, event: EventT[bytes]) -> None:
-        outcome = self.pipeline.handle(to_record(event))
-        if isinstance(outcome, Applied):
-            self.tables.customers[outcome.customer_id] = outcome.state
-        elif isinstance(outcome, DeadLettered):
-            self.dead_letter.send_soon(key=outcome.dead_letter_key, value=outcome.dead_letter)
-            if outcome.ledger is not None:
-                self.tables.rejections[outcome.ledger_key] = outcome.ledger
-        elif isinstance(outcome, Forward):
-            self._forward(outcome)
-        # Duplicate and Marked: nothing to write
+    async def handle(self, messages: list[Message]) -> None:
+        async with self.lock:
+            customers: dict[str, CustomerState] = {}
+            ledgers: dict[str, RejectionLedger] = {}
+            for message in messages:
+                outcome = self.pipeline.handle(to_record(message))
+                if isinstance(outcome, Applied):
+                    customers[outcome.customer_id] = outcome.state
+                elif isinstance(outcome, DeadLettered):
+                    await self.writer.send(
+                        self.dead_letter_topic, outcome.dead_letter_key, outcome.dead_letter
+                    )
+                    if outcome.ledger is not None:
+                        ledgers[outcome.ledger_key] = outcome.ledger
+                elif isinstance(outcome, Forward):
+                    await self._forward(outcome)
+                # Duplicate and Marked: nothing to write
+            n = self.partition_count
+            for customer_id, state in customers.items():
+                await self.writer.put(
+                    self.tables.customers, partition_for(customer_id, n), customer_id, state
+                )
+            for key, ledger in ledgers.items():
+                await self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)
+            await self.writer.settle()
 
-    def _forward(self, outcome: Forward) -> None:
-        self.rerouted.send_soon(
-            key=outcome.key,
-            value=outcome.value,
-            partition=outcome.partition,
-            headers=list(outcome.headers),
+    async def _forward(self, outcome: Forward) -> None:
+        await self.writer.send(
+            self.rerouted_topic,
+            outcome.key,
+            outcome.value,
+            outcome.partition,
+            list(outcome.headers),
         )
 
-    def send_markers(self) -> None:
-        """Watermark markers go through the same producer as forwards, so each one
-        reaches its partition behind the records forwarded before it."""
-        for marker in self.pipeline.markers():
-            self._forward(marker)
+    async def send_markers(self) -> None:
+        """Watermark markers, each behind the records forwarded before it."""
+        async with self.lock:
+            for marker in self.pipeline.markers():
+                await self._forward(marker)
+            await self.writer.settle()
+
+    async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
+        """The caller holds ``lock``: the meta goes behind the customer records."""
+        await self.writer.put(self.tables.customers, partition, meta_key(partition), meta)
+
+    async def flush(self) -> None:
+        await self.writer.settle()
 
 
 def register_ingest(
-    app: faust.App, settings: Settings, pipeline: Pipeline, tables: StateTables
-) -> IngestHandler:
+    app: faust.App, settings: Settings, pipeline: Pipeline, tables: StateTables, end_markers: bool
+) -> BatchIngest:
+    ingest = BatchIngest(settings, pipeline, tables, TableWriter(app, end_markers))
+    transport = app.transport
+    if not isinstance(transport, RewindingTransport):
+        raise TypeError("the app must use stream_app.transport.RewindingTransport")
+    transport.batch_handler = ingest
     inputs = app.topic(
         *settings.topics.values(),
         settings.topic_rerouted,
-        **RAW,  # type: ignore[arg-type]
-    )
-    handler = IngestHandler(
-        pipeline,
-        tables,
-        app.topic(settings.topic_dead_letter, **RAW),  # type: ignore[arg-type]
-        app.topic(settings.topic_rerouted, **RAW),  # type: ignore[arg-type]
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     @app.timer(MARK_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
     async def send_markers() -> None:
-        handler.send_markers()
+        await ingest.send_markers()
 
+    # Subscribes the topics; the consumer hands their records to ``ingest`` in
+    # batches, so this agent only sees a record if that path is not installed.
     @app.agent(inputs, name="ingest")
-    async def ingest(stream: faust.StreamT[bytes]) -> None:
+    async def per_event(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            handler(event)
+            await ingest.handle([event.message])
 
-    return handler
+    return ingest

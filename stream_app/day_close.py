@@ -28,6 +28,7 @@ consuming; nothing closes until Redis is back, then it catches up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -76,10 +77,14 @@ class DayCloser:
         settings: Settings,
         pipeline: Pipeline,
         store: ServingStore,
-        save_meta: Callable[[int, PartitionMeta], None],
+        save_meta: Callable[[int, PartitionMeta], Awaitable[None]],
         flush: Callable[[], Awaitable[Any]],
         clock: Callable[[], int] = now_ms,
+        lock: asyncio.Lock | None = None,
     ) -> None:
+        """``save_meta`` writes a partition's meta behind what was written before it;
+        ``flush`` waits until all of it is on the broker; ``lock`` is held while
+        the views are read and the metas written (no other write in between)."""
         self.settings = settings
         self.params = settings.kpi_params
         self.partition_count = settings.partitions
@@ -89,6 +94,7 @@ class DayCloser:
         self.save_meta = save_meta
         self.flush = flush
         self.clock = clock
+        self.lock = lock or asyncio.Lock()
         self.status = CloserStatus()
         self._saved: dict[int, object] = {}  # partition -> what its last saved meta held
         self._unflushed = False
@@ -119,7 +125,11 @@ class DayCloser:
         finals = await self.store.final_days()
         if finals is not None:
             self._close(*finals)
-        times = self._record(now)
+        async with self.lock:
+            times = await self._record(now)
+            if self._unflushed:
+                await self.flush()  # the metas, and every customer record before them
+                self._unflushed = False
         if times:
             await self.store.publish_times(times)
         await self._publish_partials()
@@ -145,23 +155,20 @@ class DayCloser:
         self.pipeline.close_through(final, first, MAX_DAYS_PER_TICK)
         self.status.last_close_seconds = time.perf_counter() - started
 
-    def _record(self, now: int) -> dict[int, PartitionTime]:
+    async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed; the views it holds."""
         times: dict[int, PartitionTime] = {}
         for number, part in self.pipeline.partitions.items():
             meta = part.meta()
             signature = (meta.closed_day, sorted(meta.unpublished), sorted(meta.marks.items()))
             if self._saved.get(number) != signature:
-                self.save_meta(number, meta)
+                await self.save_meta(number, meta)
                 self._saved[number] = signature
                 self._unflushed = True
             times[number] = replace(part.watermarks.report(now), first_day=part.first_day)
         return times
 
     async def _publish_partials(self) -> None:
-        if self._unflushed:
-            await self.flush()  # the metas, and every customer record before them
-            self._unflushed = False
         for number, part in self.pipeline.partitions.items():
             for day, terms in sorted(part.unpublished.items()):
                 await self.store.publish_partial(day, number, terms)

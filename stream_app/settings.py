@@ -86,10 +86,10 @@ class Settings(BaseSettings):
     commit_interval: float = Field(
         2.8, gt=0, description="How often processed input offsets are committed (s)"
     )
-    single_record_batches: Literal["auto", "on", "off"] = Field(
+    changelog_end_markers: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="One record per produced batch; auto: on for the embedded broker, "
-        "whose end offsets are wrong after multi-record batches",
+        description="End each changelog write with a one-record batch; auto: on for the "
+        "embedded broker, whose end offsets are wrong after multi-record batches",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Worker log level"

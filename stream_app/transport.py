@@ -26,13 +26,15 @@ rewound to their beginning, as ``auto_offset_reset=earliest`` would do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Set
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 from aiokafka import AIOKafkaConsumer
-from faust.transport.consumer import RecordMap
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP
+from faust.types import TP, Message
+from mode import Service, ServiceT
 
 
 def uncommitted(committed: Mapping[TP, int | None], changelogs: Iterable[str]) -> list[TP]:
@@ -92,5 +94,78 @@ class RewindingConsumer(aiokafka_driver.Consumer):
         return committed
 
 
+class BatchHandler(Protocol):
+    """Takes every record of its topics, a poll's worth at a time."""
+
+    topics: frozenset[str]
+
+    async def handle(self, messages: list[Message]) -> None: ...
+
+
+class BatchConsumer(RewindingConsumer):
+    """Hands whole poll batches of the pipeline's topics to one handler.
+
+    Faust's drain loop awaits a new delivery (and its task pair) per message,
+    about 90 µs each whatever the agent does; this one drains a poll batch,
+    hands the pipeline's records to ``batch_handler`` in one call and acks
+    them, so offsets are committed exactly as Faust commits acked messages.
+    Records of other topics (changelogs during a recovery) go through Faust's
+    own path. The handler is the transport's ``batch_handler``. A copy of
+    ``faust.transport.consumer.Consumer._drain_messages``
+    (faust-streaming 0.15.3) with that one change; ``tests/unit/test_transport.py``
+    pins the upstream method it replaces.
+    """
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - e2e
+        callback = self.callback
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                handler = cast(RewindingTransport, self.transport).batch_handler
+                batch: list[Message] = []
+                async for tp, message in ait:
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is not None and offset < r_offset:
+                        continue  # already read (Faust drops these too)
+                    gap = offset - (r_offset or 0)
+                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    if handler is not None and message.topic in handler.topics:
+                        self.track_message(message)
+                        batch.append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, offset)
+                if batch and handler is not None:
+                    await handler.handle(batch)
+                    for message in batch:
+                        self.ack(message)
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
 class RewindingTransport(aiokafka_driver.Transport):
-    Consumer: ClassVar[type[Any]] = RewindingConsumer
+    Consumer: ClassVar[type[Any]] = BatchConsumer
+    batch_handler: BatchHandler | None = None  # set by the app before it starts

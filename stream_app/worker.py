@@ -38,10 +38,10 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
     return handle
 
 
-def wants_single_record_batches(settings: Settings, cluster_id: str | None) -> bool:
-    if settings.single_record_batches == "auto":
+def wants_end_markers(settings: Settings, cluster_id: str | None) -> bool:
+    if settings.changelog_end_markers == "auto":
         return cluster_id == EMBEDDED_CLUSTER_ID
-    return settings.single_record_batches == "on"
+    return settings.changelog_end_markers == "on"
 
 
 def run_worker(settings: Settings) -> None:
@@ -49,7 +49,7 @@ def run_worker(settings: Settings) -> None:
     lock = lock_data_dir(settings.data_dir)
     try:
         cluster_id = asyncio.run(ensure_topics(settings))
-        runtime = create_app(settings, wants_single_record_batches(settings, cluster_id))
+        runtime = create_app(settings, wants_end_markers(settings, cluster_id))
         worker = faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True)
         worker.execute_from_commandline()
     finally:

@@ -1,11 +1,11 @@
-"""Table writes with an explicit partition, for code that runs outside an event.
+"""Writing a table key into an explicit partition of its store.
 
 Faust's ``table[key] = value`` takes the partition (of both the store and the
-changelog) from the event being processed; a timer has none. This writes the
-store's partition and sends the changelog record to the same partition, the
-way ``Table.on_key_set`` does. It reaches into faust-streaming's stores
-(pinned at 0.15.3; ``tests/integration/test_tables_partitioned.py`` covers a
-restart that recovers such a write from RocksDB and from the changelog).
+changelog) from the event being processed; the batch path and timers have
+none. This writes the store's partition the way ``Table.on_key_set`` would;
+tables/writer.py sends the changelog record to the same partition. It reaches
+into faust-streaming's stores (pinned at 0.15.3); the end-to-end tests restart
+workers from RocksDB and from the changelog alone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - rocksdict is a dependency
     RocksDBStore = None  # type: ignore[assignment,misc]
 
 
-def put(table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
+def put_in_store(table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
     store: Any = table.data
     if RocksDBStore is not None and isinstance(store, RocksDBStore):
         raw_key = store._encode_key(key)
@@ -32,4 +32,3 @@ def put(table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
         store._key_partition[key] = partition
     else:
         raise TypeError(f"no partitioned write for table store {type(store).__name__}")
-    table.send_changelog(partition, key, value)

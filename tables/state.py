@@ -21,7 +21,6 @@ from stream_app.kpi.rejections import RejectionLedger
 from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
 from tables import codecs
-from tables.partitioned import put
 
 # A partition's meta lives in the customers table, so that it shares the
 # changelog partition (and its order) with the partition's customers. Customer
@@ -57,10 +56,6 @@ class StateTables:
             if int(number) in wanted:
                 content[int(number)].ledgers.append((topic, ledger))
         return content
-
-    def save_meta(self, partition: int, meta: PartitionMeta) -> None:
-        """Written after the partition's customer records, in their changelog partition."""
-        put(self.customers, partition, meta_key(partition), meta)
 
 
 def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) -> Any:

@@ -94,10 +94,13 @@ class Worker:
             self.settings,
             self.pipeline,
             self.store,
-            self.metas.__setitem__,
+            self.save_meta,
             self.flush,
             clock=lambda: self.clock[0],
         )
+
+    async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
+        self.metas[partition] = meta
 
     async def flush(self) -> None:
         """What Faust's flush-then-commit makes durable: state, metas and offsets."""

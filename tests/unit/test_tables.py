@@ -28,19 +28,24 @@ def test_customer_codec_round_trips() -> None:
     assert codec.loads(codec.dumps(state)) == state
 
 
-def test_single_record_batches_follow_the_broker_in_auto_mode() -> None:
-    from stream_app.app import faust_settings
+def test_changelog_end_markers_follow_the_broker_in_auto_mode() -> None:
     from stream_app.broker import EMBEDDED_CLUSTER_ID
-    from stream_app.worker import wants_single_record_batches
+    from stream_app.worker import wants_end_markers
 
-    auto, on, off = (Settings(single_record_batches=m) for m in ("auto", "on", "off"))
-    assert wants_single_record_batches(auto, EMBEDDED_CLUSTER_ID)
-    assert not wants_single_record_batches(auto, "kafka-prod-cluster")
-    assert not wants_single_record_batches(auto, None)
-    assert wants_single_record_batches(on, "kafka-prod-cluster")
-    assert not wants_single_record_batches(off, EMBEDDED_CLUSTER_ID)
-    assert faust_settings(auto, single_record_batches=True)["producer_max_batch_size"] == 1
-    assert "producer_max_batch_size" not in faust_settings(auto)
+    auto, on, off = (Settings(changelog_end_markers=m) for m in ("auto", "on", "off"))
+    assert wants_end_markers(auto, EMBEDDED_CLUSTER_ID)
+    assert not wants_end_markers(auto, "kafka-prod-cluster")
+    assert not wants_end_markers(auto, None)
+    assert wants_end_markers(on, "kafka-prod-cluster")
+    assert not wants_end_markers(off, EMBEDDED_CLUSTER_ID)
+
+
+def test_reserved_keys_can_never_be_customer_ids() -> None:
+    from stream_app.contract import MAX_ID_CHARS
+    from tables.state import META_KEY_PREFIX
+    from tables.writer import END_MARKER_KEY
+
+    assert len(META_KEY_PREFIX) > MAX_ID_CHARS and len(END_MARKER_KEY) > MAX_ID_CHARS
 
 
 def test_kpi_settings_are_validated_at_start_with_the_reason() -> None:
