@@ -65,7 +65,24 @@ async def _seek(consumer: AIOKafkaConsumer, positions: Mapping[TP, int]) -> None
         consumer.seek(tp, offset)
 
 
+# Faust hard-codes fetch_max_wait_ms=1500. The embedded broker holds a fetch
+# for that long whenever part of it has nothing new, so at a steady 5k events/s
+# records waited ~0.5 s before being read (measured: p50 0.67 s from send to
+# applied). 100 ms keeps idle fetches cheap and live records quick.
+FETCH_MAX_WAIT_MS = 100
+
+
+class QuickFetchThread(aiokafka_driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
 class RewindingConsumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> QuickFetchThread:
+        return QuickFetchThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _getmany(
         self,
         active_partitions: Set[TP] | None,

@@ -17,74 +17,81 @@ Terms = dict[tuple[object, ...], int]
 
 
 def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
+    """One pass over the history (this runs for every touched customer at every
+    day close and preview; tests/unit/test_kpi_engine.py holds it to the
+    brute-force reference)."""
     out: Terms = defaultdict(int)
     segment = h.segment_as_of(day)
-    for w in params.all_windows:
-        _window(h, day, w, segment, out)
-    _churn(h, day, params, out)
-    _program(h, day, segment, out)
-    return out
-
-
-def _window(h: CustomerHistory, day: int, w: int, segment: str, out: Terms) -> None:
-    lo = day - w + 1
-    orders = revenue = 0
+    windows = params.all_windows  # ascending
+    p, t = params.churn_period, params.inactivity
+    start = day - p
+    n_w = len(windows)
+    orders, revenue, issued = [0] * n_w, [0] * n_w, [0] * n_w
+    latest = latest_before = latest_at_start = None  # latest purchase day <= day, day-1, start
+    base = 0  # revenue of (start - T, start]
+    points = h.carried_points
     for d, channels in h.purchases.items():
-        if lo <= d <= day:
-            for name, (n, amount, points) in channels.items():
-                orders += n
-                revenue += amount
-                out["w", w, "points_issued"] += points
+        if d > day:
+            continue
+        if latest is None or d > latest:
+            latest = d
+        if d < day and (latest_before is None or d > latest_before):
+            latest_before = d
+        at_start = d <= start
+        if at_start and (latest_at_start is None or d > latest_at_start):
+            latest_at_start = d
+        age = day - d
+        for name, (n, amount, earned) in channels.items():
+            points += earned
+            if at_start and d > start - t:
+                base += amount
+            for i in range(n_w - 1, -1, -1):
+                w = windows[i]
+                if age >= w:
+                    break
+                orders[i] += n
+                revenue[i] += amount
+                issued[i] += earned
                 out["ch", w, name, "orders"] += n
                 out["ch", w, name, "revenue"] += amount
                 out["ch", w, name, "active"] = 1
-    if orders:
-        repeat = int(orders >= 2)
-        for prefix in (("w", w), ("seg", w, segment)):
-            out[(*prefix, "orders")] += orders
-            out[(*prefix, "revenue")] += revenue
-            out[(*prefix, "active")] += 1
-            out[(*prefix, "repeat")] += repeat
-        out["w", w, "active_members"] += segment == "member"
-    _window_redemptions(h, day, lo, w, out)
-    member_enrolled = any(lo <= e[0] <= day and e[3] == "member" for e in h.enrollments)
-    out["w", w, "new_enrollments"] += member_enrolled
-
-
-def _window_redemptions(h: CustomerHistory, day: int, lo: int, w: int, out: Terms) -> None:
-    redeemed = False
-    for d, (points, reward_minor, unpriced_points) in h.redemptions.items():
-        if lo <= d <= day:
-            redeemed = True
-            out["w", w, "points_redeemed"] += points
+    redeemed = [0] * n_w
+    redeeming = [False] * n_w
+    for d, (spent, reward_minor, unpriced) in h.redemptions.items():
+        if d > day:
+            continue
+        points -= spent
+        age = day - d
+        for i in range(n_w - 1, -1, -1):
+            w = windows[i]
+            if age >= w:
+                break
+            redeemed[i] += spent
+            redeeming[i] = True
             if w == CLV_WINDOW:
                 out["program", "cost_reward_minor"] += reward_minor
-                out["program", "cost_unpriced_points"] += unpriced_points
-    out["w", w, "redeeming"] += redeemed
-
-
-def _latest_purchase(h: CustomerHistory, upto: int) -> int | None:
-    return max((d for d in h.purchases if d <= upto), default=None)
-
-
-def _active(h: CustomerHistory, as_of: int, inactivity: int) -> bool:
-    """Spec §3.2: latest purchase with business day <= X is on a day > X - T."""
-    latest = _latest_purchase(h, as_of)
-    return latest is not None and latest > as_of - inactivity
-
-
-def _churn(h: CustomerHistory, day: int, params: KpiParams, out: Terms) -> None:
-    p, t = params.churn_period, params.inactivity
-    start = day - p
-    in_s = _active(h, start, t)
-    in_e = _active(h, day, t)
-    if in_s:
-        base = sum(
-            row[1]
-            for d, chans in h.purchases.items()
-            if start - t < d <= start
-            for row in chans.values()
+                out["program", "cost_unpriced_points"] += unpriced
+    member = segment == "member"
+    for i, w in enumerate(windows):
+        if issued[i]:
+            out["w", w, "points_issued"] += issued[i]
+        if orders[i]:
+            repeat = int(orders[i] >= 2)
+            for prefix in (("w", w), ("seg", w, segment)):
+                out[(*prefix, "orders")] += orders[i]
+                out[(*prefix, "revenue")] += revenue[i]
+                out[(*prefix, "active")] += 1
+                out[(*prefix, "repeat")] += repeat
+            out["w", w, "active_members"] += member
+        out["w", w, "points_redeemed"] += redeemed[i]
+        out["w", w, "redeeming"] += redeeming[i]
+        lo = day - w + 1
+        out["w", w, "new_enrollments"] += any(
+            lo <= e[0] <= day and e[3] == "member" for e in h.enrollments
         )
+    in_s = latest_at_start is not None and latest_at_start > start - t
+    in_e = latest is not None and latest > day - t
+    if in_s:
         out["churn", "customers_at_start"] += 1
         out["churn", "value_at_start"] += base
         if not in_e:
@@ -93,17 +100,9 @@ def _churn(h: CustomerHistory, day: int, params: KpiParams, out: Terms) -> None:
     out["churn", "active_at_end"] += in_e
     first = h.first_purchase_day
     out["churn", "new_customers"] += first is not None and start < first <= day
-    out["churn", "churned_on_day"] += _active(h, day - 1, t) and not in_e
-
-
-def _program(h: CustomerHistory, day: int, segment: str, out: Terms) -> None:
-    out["program", "members_total"] += segment == "member"
+    was_active = latest_before is not None and latest_before > day - 1 - t
+    out["churn", "churned_on_day"] += was_active and not in_e
+    out["program", "members_total"] += member
     out["program", "control_total"] += segment == "control"
-    points = h.carried_points
-    for d, channels in h.purchases.items():
-        if d <= day:
-            points += sum(row[2] for row in channels.values())
-    for d, row in h.redemptions.items():
-        if d <= day:
-            points -= row[0]
     out["program", "outstanding_points"] += points
+    return out

@@ -36,6 +36,9 @@ class CustomerState:
     recent_ids: dict[str, int] = field(default_factory=dict)  # event_id -> occurred_ms
     applied_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset
     history: CustomerHistory = field(default_factory=CustomerHistory)
+    # The oldest occurred_ms in recent_ids (not stored: derived), so most events
+    # skip the scan for ids to forget.
+    oldest_id_ms: int = field(default=2**63, compare=False, repr=False)
 
     @property
     def is_known(self) -> bool:
@@ -61,12 +64,16 @@ class CustomerState:
         elif isinstance(event, Enrollment):
             self.enrollments += 1
         self.recent_ids[event.event_id] = event.occurred_ms
+        self.oldest_id_ms = min(self.oldest_id_ms, event.occurred_ms)
         self._forget_before(dedup_floor_ms)
 
     def _forget_before(self, floor_ms: int) -> None:
+        if floor_ms <= self.oldest_id_ms:
+            return
         stale = [eid for eid, ms in self.recent_ids.items() if ms < floor_ms]
         for eid in stale:
             del self.recent_ids[eid]
+        self.oldest_id_ms = min(self.recent_ids.values(), default=2**63)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +102,7 @@ class CustomerState:
             points_earned=data["points_earned"],
             points_redeemed=data["points_redeemed"],
             recent_ids=dict(data["recent_ids"]),
+            oldest_id_ms=min(data["recent_ids"].values(), default=2**63),
             applied_offsets=dict(data["applied_offsets"]),
             history=CustomerHistory() if history is None else CustomerHistory.from_dict(history),
         )

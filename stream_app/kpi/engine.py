@@ -51,8 +51,8 @@ class KpiPartition:
         params = self.params
         for customer in self._touched(day):
             history = self.customers[customer]
-            _add(self.totals, contribution(history, day - 1, params), -1)
-            _add(self.totals, contribution(history, day, params), +1)
+            add_terms(self.totals, contribution(history, day - 1, params), -1)
+            add_terms(self.totals, contribution(history, day, params), +1)
         self.closed_day = day
         self._prune(day)
         return dict(self.totals)
@@ -71,9 +71,17 @@ class KpiPartition:
         totals: Terms = defaultdict(int, self.totals)
         for customer in touched:
             history = self.customers[customer]
-            _add(totals, contribution(history, self.closed_day, self.params), -1)
-            _add(totals, contribution(history, day, self.params), +1)
+            add_terms(totals, contribution(history, self.closed_day, self.params), -1)
+            add_terms(totals, contribution(history, day, self.params), +1)
         return dict(totals)
+
+    def touched_between(self, after: int, through: int) -> set[str]:
+        """Customers whose contribution can differ between as of ``after`` and as of
+        ``through`` without a new event of theirs."""
+        touched: set[str] = set()
+        for d in range(after + 1, through + 1):
+            touched |= self._touched(d)
+        return touched
 
     def _touched(self, day: int) -> set[str]:
         touched: set[str] = set()
@@ -103,11 +111,11 @@ class KpiPartition:
             for day in history.days():
                 part.by_day[day].add(customer)
             if closed_day is not None:
-                _add(part.totals, contribution(history, closed_day, params), +1)
+                add_terms(part.totals, contribution(history, closed_day, params), +1)
         return part
 
 
-def _add(totals: Terms, terms: Terms, sign: int) -> None:
+def add_terms(totals: Terms, terms: Terms, sign: int) -> None:
     for key, value in terms.items():
         if value:
             totals[key] += sign * value
@@ -117,5 +125,5 @@ def merge(partials: Iterable[Terms]) -> Terms:
     """Sum the totals of several partitions (a customer lives in exactly one)."""
     merged: Terms = defaultdict(int)
     for terms in partials:
-        _add(merged, terms, +1)
+        add_terms(merged, terms, +1)
     return merged

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from stream_app.contract import Event
 from stream_app.kpi.contribution import Terms, contribution
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import business_day
-from stream_app.kpi.engine import KpiPartition, merge
+from stream_app.kpi.engine import KpiPartition, add_terms, merge
 from stream_app.kpi.finality import is_late
+from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
@@ -54,6 +56,7 @@ class PartitionState:
         # Closed days whose totals the serving store has not confirmed yet.
         self.unpublished: dict[int, Terms] = {}
         self.first_day: int | None = None  # the earliest business day applied
+        self._preview = PreviewCache()
         self.duplicates = 0
         self._floor = NO_FLOOR
         self._floor_refresh = floor_refresh
@@ -87,6 +90,9 @@ class PartitionState:
             self.first_day = day
         if state is None:
             state = self.customers[event.customer_id] = CustomerState()
+        self._preview.before_change(
+            event.customer_id, state.history, self.params, len(self.customers)
+        )
         self.totals.count(event, new_customer=not state.is_known)
         state.apply(event, source, offset, self.dedup_floor_ms(now_ms))
         state.history = self.kpi.add(event, day, state.history)
@@ -127,19 +133,12 @@ class PartitionState:
         marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
         return PartitionMeta(self.kpi.closed_day, dict(self.unpublished), marks)
 
-    def preview(self, day: int) -> Terms | None:
-        """Totals as of ``day`` from the events applied so far, closing nothing;
-        None for a day before the last closed one."""
-        closed = self.kpi.closed_day
-        if closed is None:
-            return dict(
-                merge(contribution(s.history, day, self.params) for s in self.customers.values())
-            )
-        if day < closed:
-            return None
-        if day == closed:
-            return dict(self.kpi.totals)
-        return self.kpi.preview(day)
+    def preview(self, day: int) -> Terms:
+        """Totals as of ``day`` from the events applied so far, closing nothing
+        (what /kpis shows of the open day). Incremental between calls: only
+        customers with a new event, or whose contribution moves with the day,
+        are recomputed."""
+        return self._preview.terms(day, self.customers, self.kpi)
 
     @property
     def applied_events(self) -> int:
@@ -189,6 +188,7 @@ class PartitionState:
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
+        self._preview = PreviewCache()
         days = (min(s.history.days(), default=None) for s in self.customers.values())
         self.first_day = min((d for d in days if d is not None), default=None)
         if meta is not None:
@@ -196,3 +196,45 @@ class PartitionState:
             self.watermarks.resume(meta.marks)
         self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
         return self
+
+
+class PreviewCache:
+    """The totals as of one open day, kept up to date by deltas.
+
+    Before a customer's history changes for the first time since the last
+    preview, its contribution as of the preview day is set aside; the next
+    preview swaps it for the new one. When most customers changed (a fast
+    replay), tracking stops and the next preview is computed in full.
+    """
+
+    def __init__(self) -> None:
+        self.day: int | None = None
+        self.totals: Terms = {}
+        self.before: dict[str, Terms] = {}
+
+    def before_change(
+        self, customer: str, history: CustomerHistory, params: KpiParams, customers: int
+    ) -> None:
+        if self.day is None or customer in self.before:
+            return
+        if len(self.before) >= max(1000, customers // 4):
+            self.day, self.totals, self.before = None, {}, {}  # cheaper to start over
+            return
+        self.before[customer] = contribution(history, self.day, params)
+
+    def terms(self, day: int, customers: Mapping[str, CustomerState], kpi: KpiPartition) -> Terms:
+        params = kpi.params
+        if self.day is None or day < self.day:
+            self.totals = merge(contribution(s.history, day, params) for s in customers.values())
+        else:
+            changed = self.before.keys() | kpi.touched_between(self.day, day)
+            totals: Terms = defaultdict(int, self.totals)
+            for customer in changed:
+                old = self.before.get(customer)
+                if old is None:
+                    old = contribution(customers[customer].history, self.day, params)
+                add_terms(totals, old, -1)
+                add_terms(totals, contribution(customers[customer].history, day, params), +1)
+            self.totals = totals
+        self.day, self.before = day, {}
+        return {k: v for k, v in self.totals.items() if v}
