@@ -45,11 +45,22 @@ def wants_end_markers(settings: Settings, cluster_id: str | None) -> bool:
     return settings.changelog_end_markers == "on"
 
 
+def use_uvloop() -> None:
+    """The worker's event loop: uvloop where it is installed (Linux, macOS)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop wheels
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the Faust worker until SIGINT/SIGTERM."""
     lock = lock_data_dir(settings.data_dir)
     try:
         cluster_id = asyncio.run(ensure_topics(settings))
+        use_uvloop()
         runtime = create_app(settings, wants_end_markers(settings, cluster_id))
         worker = faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True)
         # aiokafka logs a debug record per request; building them costs ~3% of ingest.
