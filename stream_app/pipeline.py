@@ -6,6 +6,7 @@ carries out the outcome (table write, dead-letter send, forward).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
@@ -101,6 +102,12 @@ def partition_for(customer_id: str, partitions: int) -> int:
     return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+@functools.cache
+def source_name(topic: str, partition: int) -> str:
+    """An input partition as watermarks and replay guards name it: "topic/partition"."""
+    return f"{topic}/{partition}"
+
+
 def _origin(record: Record) -> tuple[str, int]:
     """Where a record was first read: ("topic/partition", offset)."""
     for name, value in record.headers:
@@ -108,7 +115,7 @@ def _origin(record: Record) -> tuple[str, int]:
             where, _, offset = value.decode(errors="replace").rpartition("@")
             if offset.isdigit():
                 return where, int(offset)
-    return f"{record.topic}/{record.partition}", record.offset
+    return source_name(record.topic, record.partition), record.offset
 
 
 def _marker(record: Record) -> tuple[str, int] | None:
@@ -190,7 +197,7 @@ class Pipeline:
             return self._dead_letter(record, decoded, now)
         owner = partition_for(decoded.customer_id, self.partition_count)
         if record.topic != self.rerouted_topic:
-            self._unmarked.add(f"{record.topic}/{record.partition}")
+            self._unmarked.add(source_name(record.topic, record.partition))
             if owner != record.partition:
                 self._forwarded_read(record, decoded.occurred_ms, now)
                 return self._forward(record, decoded, owner)
@@ -208,7 +215,7 @@ class Pipeline:
         (``apply`` observes those), so its view of the source is the read
         watermark; the other partitions learn it from ``markers``.
         """
-        source = f"{record.topic}/{record.partition}"
+        source = source_name(record.topic, record.partition)
         self.partition(record.partition).watermarks.observe(source, occurred_ms, now)
 
     def markers(self) -> list[Forward]:

@@ -21,11 +21,13 @@ except ImportError:  # pragma: no cover - rocksdict is a dependency
     RocksDBStore = None  # type: ignore[assignment,misc]
 
 
-def put_in_store(table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
+def put_in_store(
+    table: TableT[Any, Any], partition: int, key: Any, value: Any, raw_key: bytes, raw_value: bytes
+) -> None:
+    """``raw_key``/``raw_value``: key and value as the table's serializers write them."""
     store: Any = table.data
     if RocksDBStore is not None and isinstance(store, RocksDBStore):
-        raw_key = store._encode_key(key)
-        store._db_for_partition(partition).put(raw_key, store._encode_value(value))
+        store._db_for_partition(partition).put(raw_key, raw_value)
         store._key_index[raw_key] = partition
     elif isinstance(store, MemoryStore):
         store.data[key] = value

@@ -39,10 +39,10 @@ class TableWriter:
 
     async def put(self, table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
         """Set ``key`` in the store's ``partition`` and send its changelog record."""
-        put_in_store(table, partition, key, value)
         serializers: Any = table  # Collection has them; TableT does not declare them
         raw_key = codecs.dumps(serializers.key_serializer, key)
         raw_value = codecs.dumps(serializers.value_serializer, value)
+        put_in_store(table, partition, key, value, raw_key, raw_value)
         topic = table.changelog_topic.get_topic_name()
         sent = await self.app.producer.send(topic, raw_key, raw_value, partition, None, None)
         self._pending.append((table, sent))

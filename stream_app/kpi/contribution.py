@@ -27,6 +27,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
     start = day - p
     n_w = len(windows)
     orders, revenue, issued = [0] * n_w, [0] * n_w, [0] * n_w
+    by_channel: list[dict[str, list[int]]] = [{} for _ in windows]  # name -> [orders, revenue]
     latest = latest_before = latest_at_start = None  # latest purchase day <= day, day-1, start
     base = 0  # revenue of (start - T, start]
     points = h.carried_points
@@ -52,9 +53,12 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
                 orders[i] += n
                 revenue[i] += amount
                 issued[i] += earned
-                out["ch", w, name, "orders"] += n
-                out["ch", w, name, "revenue"] += amount
-                out["ch", w, name, "active"] = 1
+                row = by_channel[i].get(name)
+                if row is None:
+                    by_channel[i][name] = [n, amount]
+                else:
+                    row[0] += n
+                    row[1] += amount
     redeemed = [0] * n_w
     redeeming = [False] * n_w
     for d, (spent, reward_minor, unpriced) in h.redemptions.items():
@@ -73,6 +77,10 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
                 out["program", "cost_unpriced_points"] += unpriced
     member = segment == "member"
     for i, w in enumerate(windows):
+        for name, (n, amount) in by_channel[i].items():
+            out["ch", w, name, "orders"] += n
+            out["ch", w, name, "revenue"] += amount
+            out["ch", w, name, "active"] = 1
         if issued[i]:
             out["w", w, "points_issued"] += issued[i]
         if orders[i]:
