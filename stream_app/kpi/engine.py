@@ -26,6 +26,8 @@ class KpiPartition:
         self.by_day: dict[int, set[str]] = defaultdict(set)
         self.closed_day = closed_day
         self.totals: Terms = defaultdict(int)
+        # customer -> contribution as of closed_day, for those the last close touched
+        self._closed_contributions: dict[str, Terms] = {}
 
     def add(self, event: Event, day: int, stored: CustomerHistory | None = None) -> CustomerHistory:
         """Record an accepted event of a day that is not closed yet.
@@ -49,10 +51,19 @@ class KpiPartition:
         if self.closed_day is not None and day != self.closed_day + 1:
             raise ValueError(f"close day {self.closed_day + 1} before day {day}")
         params = self.params
+        # Contributions as of the previous close are still exact: no event of a
+        # closed day is added later, and later days do not count as of it.
+        earlier = self._closed_contributions
+        now: dict[str, Terms] = {}
         for customer in self._touched(day):
             history = self.customers[customer]
-            add_terms(self.totals, contribution(history, day - 1, params), -1)
-            add_terms(self.totals, contribution(history, day, params), +1)
+            before = earlier.get(customer)
+            if before is None:
+                before = contribution(history, day - 1, params)
+            after = now[customer] = contribution(history, day, params)
+            add_terms(self.totals, before, -1)
+            add_terms(self.totals, after, +1)
+        self._closed_contributions = now
         self.closed_day = day
         self._prune(day)
         return dict(self.totals)
