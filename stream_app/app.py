@@ -85,14 +85,19 @@ def owned_partitions(app: faust.App, settings: Settings) -> set[int]:
 def _follow_assignment(runtime: Runtime) -> None:
     app, settings, pipeline = runtime.app, runtime.settings, runtime.pipeline
     readiness = runtime.readiness
+    # The ingest lock: a batch in flight, the markers and a day close's metas
+    # finish before the partitions change hands.
+    lock = runtime.closer.lock
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _on_recovered(sender: Any, **kwargs: Any) -> None:
         # Tables are recovered and streams not yet resumed: rebuild derived state.
-        pipeline.assign(owned_partitions(app, settings))
-        readiness.recovered = True
+        async with lock:
+            pipeline.assign(owned_partitions(app, settings))
+            readiness.recovered = True
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         readiness.recovered = False
-        pipeline.assign(set())
+        async with lock:
+            pipeline.assign(set())

@@ -71,6 +71,7 @@ class CloserStatus:
     merged_through: int | None = None
     redis_ok: bool = True
     redis_errors: int = 0
+    errors: int = 0
     last_close_seconds: float = 0.0
 
 
@@ -100,7 +101,6 @@ class DayCloser:
         self.lock = lock or asyncio.Lock()
         self.status = CloserStatus()
         self._saved: dict[int, object] = {}  # partition -> what its last saved meta held
-        self._unflushed = False
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
         self._next_preview_at = 0
         self._warned_at = 0.0
@@ -108,6 +108,8 @@ class DayCloser:
     async def tick(self) -> None:
         try:
             await self._tick()
+        except asyncio.CancelledError:
+            raise
         except (RedisError, OSError) as exc:
             self.status.redis_ok = False
             self.status.redis_errors += 1
@@ -119,6 +121,12 @@ class DayCloser:
                     exc,
                 )
             return
+        except Exception:
+            # Everything a tick does is redone by the next one; a crash would only
+            # restart the worker into the same state.
+            self.status.errors += 1
+            log.exception("day close tick failed; the next tick retries")
+            return
         if not self.status.redis_ok:
             log.warning("serving store (Redis) reachable again: catching up")
         self.status.redis_ok = True
@@ -126,13 +134,10 @@ class DayCloser:
     async def _tick(self) -> None:
         now = self.clock()
         finals = await self.store.final_days()
-        if finals is not None:
-            self._close(*finals)
         async with self.lock:
+            if finals is not None:
+                self._close(*finals)
             times = await self._record(now)
-            if self._unflushed:
-                await self.flush()  # the metas, and every customer record before them
-                self._unflushed = False
         if times:
             await self.store.publish_times(times)
         await self._publish_partials()
@@ -159,20 +164,24 @@ class DayCloser:
         self.status.last_close_seconds = time.perf_counter() - started
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
-        """Save each partition's meta where it changed; the views it holds."""
+        """Save each partition's meta where it changed and flush; the views it holds.
+        The caller holds ``lock``."""
         times: dict[int, PartitionTime] = {}
-        for number, part in self.pipeline.partitions.items():
+        saved: dict[int, object] = {}
+        for number, part in list(self.pipeline.partitions.items()):
             meta = part.meta()
             signature = (meta.closed_day, sorted(meta.unpublished), sorted(meta.marks.items()))
             if self._saved.get(number) != signature:
                 await self.save_meta(number, meta)
-                self._saved[number] = signature
-                self._unflushed = True
+                saved[number] = signature
             times[number] = replace(part.watermarks.report(now), first_day=part.first_day)
+        if saved:
+            await self.flush()  # the metas, and every customer record before them
+            self._saved.update(saved)  # only once they are on the broker
         return times
 
     async def _publish_partials(self) -> None:
-        for number, part in self.pipeline.partitions.items():
+        for number, part in list(self.pipeline.partitions.items()):
             for day, terms in sorted(part.unpublished.items()):
                 await self.store.publish_partial(day, number, terms)
             part.published(list(part.unpublished))
@@ -202,7 +211,7 @@ class DayCloser:
             return
         started = time.perf_counter()
         day = business_day(watermark, self.params.zone)
-        for number, part in self.pipeline.partitions.items():
+        for number, part in list(self.pipeline.partitions.items()):
             count = part.applied_events
             if self._previewed.get(number) == (day, count):
                 continue

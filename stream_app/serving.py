@@ -8,7 +8,7 @@ Keys live under ``lp:<app_id>:``:
   lower) and the first one ever declared.
 - ``partials:<day>`` (hash, field = partition): a partition's totals as of a
   final day. Write-once: the totals of a final day never change, so a worker
-  that lost a partition cannot replace them.
+  that lost a partition cannot replace them. Deleted once the day is merged.
 - ``history`` + ``history:days``: the merged document of each final day, the
   last ``history_days`` days; ``merged_through``: every final day up to it is
   in the history.
@@ -31,7 +31,10 @@ from stream_app.kpi.meta import terms_from_json, terms_to_json
 from stream_app.kpi.watermarks import PartitionTime
 
 Encodable = bytes | str | int | float
-PARTIAL_TTL_SECONDS = 7 * 86_400  # merged within seconds; kept a while for inspection
+# Partials are deleted once merged; the expiry only bounds what a partition
+# republishing after a merge leaves behind. It is long: a day waits for its last
+# partition's partial however long that partition takes.
+PARTIAL_TTL_SECONDS = 400 * 86_400
 
 # KEYS[1] hash; ARGV[1] version (fixed-width digits); ARGV[2..] field, value pairs.
 _SET_IF_NEWER = """
@@ -153,6 +156,7 @@ class ServingStore:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.key("history"), name, orjson.dumps(document))
             pipe.zadd(self.key("history:days"), {name: day})
+            pipe.delete(self.key(f"partials:{day}"))
             await pipe.execute()
         await self._raise_to(keys=[self.key("merged_through")], args=[day])
         await self._trim(day)

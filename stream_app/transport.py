@@ -166,8 +166,12 @@ class BatchConsumer(RewindingConsumer):
                     set_read_offset(tp, offset)
                 if batch and handler is not None:
                     await handler.handle(batch)
+                    # A rebalance may have taken partitions meanwhile: their new
+                    # owner reads them again from the last commit.
+                    assigned = self.assignment()
                     for message in batch:
-                        self.ack(message)
+                        if message.tp in assigned:
+                            self.ack(message)
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()

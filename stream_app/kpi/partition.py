@@ -21,6 +21,9 @@ from stream_app.kpi.watermarks import SourceWatermarks
 
 NO_FLOOR = -(2**63)
 FLOOR_REFRESH = 64
+# Closed days a partition carries unpublished at most (in its meta record, about
+# 2.5 kB a day): with the serving store refusing writes, closing pauses here.
+MAX_UNPUBLISHED_DAYS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,9 @@ class PartitionState:
         # Closed days whose totals the serving store has not confirmed yet.
         self.unpublished: dict[int, Terms] = {}
         self.first_day: int | None = None  # the earliest business day applied
+        # The stream's final day as last given; days up to it are late even while
+        # this partition is still closing them (a bounded number per call).
+        self.final_day: int | None = closed_day
         self._preview = PreviewCache()
         self.duplicates = 0
         self._floor = NO_FLOOR
@@ -83,9 +89,9 @@ class PartitionState:
             self.duplicates += 1
             return None
         day = business_day(event.occurred_ms, self.params.zone)
-        closed = self.kpi.closed_day
-        if closed is not None and is_late(day, closed):
-            return Late(day, closed)
+        final = self.final_day
+        if final is not None and is_late(day, final):
+            return Late(day, final)
         if self.first_day is None or day < self.first_day:
             self.first_day = day
         if state is None:
@@ -108,8 +114,15 @@ class PartitionState:
         every partition reports the same days; days before it are never reported.
         ``max_days``: close at most this many days now (the rest on a later call).
         """
+        if self.final_day is None or day > self.final_day:
+            self.final_day = day
         closed = self.kpi.closed_day
         if closed is not None and day <= closed:
+            return []
+        budget = MAX_UNPUBLISHED_DAYS - len(self.unpublished)
+        if max_days is not None:
+            budget = min(budget, max_days)
+        if budget <= 0:
             return []
         if closed is None:
             start = day if first_day is None else min(first_day, day)
@@ -118,8 +131,7 @@ class PartitionState:
             closed = start
         else:
             out = []
-        if max_days is not None:
-            day = min(day, closed + max_days - len(out))
+        day = min(day, closed + budget - len(out))
         out += [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
         self.unpublished.update(out)
         return out
@@ -195,6 +207,7 @@ class PartitionState:
             self.unpublished = dict(meta.unpublished)
             self.watermarks.resume(meta.marks)
         self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
+        self.final_day = self.kpi.closed_day
         return self
 
 

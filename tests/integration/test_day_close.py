@@ -327,3 +327,32 @@ async def test_days_closed_before_a_crash_but_never_published_are_published_afte
     assert unpublished <= docs.keys()
     assert sorted(docs) == list(range(min(docs), max(docs) + 1))
     check_against_reference(settings, docs, applied_events(lines), sample=4)
+
+
+class RebalanceMidTick(ServingStore):
+    """The partitions change hands while the tick awaits Redis."""
+
+    worker: Worker
+
+    async def publish_partial(self, day: int, partition: int, terms: Any) -> bool:
+        self.worker.pipeline.assign({0})
+        return await super().publish_partial(day, partition, terms)
+
+
+async def test_a_rebalance_in_the_middle_of_a_tick_does_not_break_it(
+    store: ServingStore, settings: Settings
+) -> None:
+    lines = simulated(days=20, customers=300)
+    rng, clock, log = random.Random(2), sleepy_clock(), Log()
+    publish(settings, log, lines, random.Random(1))
+    worker = Worker(settings, store, set(range(PARTITIONS)), clock, log)
+    while not worker.closer.status.watermark_ms:
+        await run_some(worker, rng, clock)
+    flaky = RebalanceMidTick(store.r, settings.app_id, settings.history_days)
+    flaky.worker = worker
+    worker.closer.store = flaky
+    final = worker.closer.status.final_day
+    assert final is not None
+    await store.raise_final_day(final + 3)  # every partition closes and publishes days
+    await worker.closer.tick()
+    assert worker.closer.status.errors == 0 and sorted(worker.pipeline.partitions) == [0]

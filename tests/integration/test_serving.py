@@ -60,6 +60,9 @@ async def test_partials_are_written_once(store: ServingStore) -> None:
         0: {("w", 30, "orders"): 2},
     }
     assert await store.partials(101) == {}
+    await store.store_final(100, {"as_of": "merged"})
+    assert await store.partials(100) == {}  # merged: no longer needed
+    assert await store.merged_through() == 100
 
 
 async def test_previews_keep_the_newest_per_partition(store: ServingStore) -> None:

@@ -13,7 +13,7 @@ from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, business_day, to_date
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
-from stream_app.kpi.partition import Late, PartitionState
+from stream_app.kpi.partition import MAX_UNPUBLISHED_DAYS, Late, PartitionState
 from stream_app.kpi.report import kpi_document
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import (
@@ -134,8 +134,23 @@ def test_a_long_backlog_of_days_closes_a_bounded_number_at_a_time() -> None:
     part.apply(Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
     first = part.close_through(BASE_DAY + 100, first_day=BASE_DAY, max_days=40)
     assert [d for d, _ in first] == list(range(BASE_DAY, BASE_DAY + 40))
+    part.published(d for d, _ in first)
+    # every day through the stream's final day is late, closed here or not yet
+    late = Purchase("e2", "bob", (BASE_DAY + 90) * DAY_MS, 500, "o2")
+    assert part.apply(late, "s", 1, now_ms=0) == Late(BASE_DAY + 90, BASE_DAY + 100)
     second = part.close_through(BASE_DAY + 100, first_day=BASE_DAY, max_days=40)
     assert [d for d, _ in second] == list(range(BASE_DAY + 40, BASE_DAY + 80))
+    part.published(d for d, _ in second)
     assert [d for d, _ in part.close_through(BASE_DAY + 100)] == list(
         range(BASE_DAY + 80, BASE_DAY + 101)
     )
+
+
+def test_closing_pauses_while_too_many_closed_days_wait_to_be_published() -> None:
+    part = fresh(KpiParams())
+    part.apply(Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
+    closed = part.close_through(BASE_DAY + 500, first_day=BASE_DAY)
+    assert len(closed) == len(part.unpublished) == MAX_UNPUBLISHED_DAYS
+    assert part.close_through(BASE_DAY + 500) == []  # the serving store is away
+    part.published(list(part.unpublished))
+    assert len(part.close_through(BASE_DAY + 500)) == MAX_UNPUBLISHED_DAYS
