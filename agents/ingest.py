@@ -28,6 +28,7 @@ from stream_app.pipeline import (
     Forward,
     Pipeline,
     Record,
+    ledger_partition,
     partition_for,
 )
 from stream_app.settings import Settings
@@ -47,11 +48,6 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 def to_record(msg: Message) -> Record:
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _headers(msg.headers))
-
-
-def ledger_partition(ledger_key: str) -> int:
-    """Ledger keys end with the partition they live in: "<source>:<partition>"."""
-    return int(ledger_key.rpartition(":")[2])
 
 
 class BatchIngest:

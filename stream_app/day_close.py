@@ -64,15 +64,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CloserStatus:
-    """What the last ticks did (for /readyz, metrics and tests)."""
+    """What the last ticks saw and how they went."""
 
     watermark_ms: int | None = None
     final_day: int | None = None
-    merged_through: int | None = None
     redis_ok: bool = True
     redis_errors: int = 0
     errors: int = 0
-    last_close_seconds: float = 0.0
 
 
 class DayCloser:
@@ -136,7 +134,7 @@ class DayCloser:
         finals = await self.store.final_days()
         async with self.lock:
             if finals is not None:
-                self._close(*finals)
+                self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -155,13 +153,8 @@ class DayCloser:
             finals = await self.store.raise_final_day(candidate, first)
             self.status.final_day = finals[0]
         if finals is not None:
-            await self._merge_final_days(watermark, finals[1])
+            await self._merge_final_days(watermark, *finals)
         await self._publish_current(watermark, now)
-
-    def _close(self, final: int, first: int) -> None:
-        started = time.perf_counter()
-        self.pipeline.close_through(final, first, MAX_DAYS_PER_TICK)
-        self.status.last_close_seconds = time.perf_counter() - started
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed and flush; the views it holds.
@@ -186,17 +179,15 @@ class DayCloser:
                 await self.store.publish_partial(day, number, terms)
             part.published(list(part.unpublished))
 
-    async def _merge_final_days(self, watermark: int, first: int) -> None:
+    async def _merge_final_days(self, watermark: int, final: int, first: int) -> None:
         merged = await self.store.merged_through()
-        final = await self.store.final_day()
         day = merged + 1 if merged is not None else first
-        while final is not None and day <= final:
+        while day <= final:
             partials = await self.store.partials(day)
             if len(partials) < self.partition_count:
                 break  # a partition has not published it yet: later days wait too
             document = self.document(merge(partials.values()), day, final=True, watermark=watermark)
             await self.store.store_final(day, document)
-            self.status.merged_through = day
             day += 1
 
     def document(

@@ -27,7 +27,6 @@ from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
-from stream_app.kpi.watermarks import PartitionTime
 from stream_app.settings import Settings
 
 TYPE_HEADER = "lp-type"
@@ -141,6 +140,11 @@ def ledger_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+def ledger_partition(key: str) -> int:
+    """The partition a ledger key lives in (its source, then ":<partition>")."""
+    return int(key.rpartition(":")[2])
+
+
 class Pipeline:
     """Decode -> route -> dedupe -> apply, over the partitions this worker owns."""
 
@@ -158,7 +162,9 @@ class Pipeline:
         self.input_types = {topic: kind for kind, topic in settings.topics.items()}
         self.rerouted_topic = settings.topic_rerouted
         # Any input partition can feed any state partition (through a forward).
-        self.sources = [f"{t}/{q}" for t in self.input_types for q in range(self.partition_count)]
+        self.sources = [
+            source_name(t, q) for t in self.input_types for q in range(self.partition_count)
+        ]
         self.idle_ms = settings.idle_timeout_seconds * 1000
         self.partitions: dict[int, PartitionState] = {}
         # Input partitions read since the last markers were made.
@@ -307,10 +313,6 @@ class Pipeline:
         payload = self._letter(record, rejected, now)
         origin = f"{source}@{offset}".encode()
         return DeadLettered("late", ledger_key(ledger_source, owner), ledger, payload, origin)
-
-    def times(self, now: int) -> dict[int, PartitionTime]:
-        """What each owned partition knows of event time (for the stream watermark)."""
-        return {n: part.watermarks.report(now) for n, part in sorted(self.partitions.items())}
 
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None

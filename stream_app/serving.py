@@ -126,10 +126,6 @@ class ServingStore:
         final, first = await self.r.mget([self.key("final_day"), self.key("first_final_day")])
         return None if final is None or first is None else (int(final), int(first))
 
-    async def final_day(self) -> int | None:
-        raw = await self.r.get(self.key("final_day"))
-        return None if raw is None else int(raw)
-
     # --- final days -------------------------------------------------------
 
     async def publish_partial(self, day: int, partition: int, terms: Terms) -> bool:

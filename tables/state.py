@@ -18,7 +18,7 @@ from stream_app.contract import MAX_ID_CHARS
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.pipeline import PartitionContent, partition_for
+from stream_app.pipeline import PartitionContent, ledger_partition, partition_for
 from stream_app.settings import Settings
 from tables import codecs
 
@@ -52,9 +52,9 @@ class StateTables:
             if owner in wanted:
                 content[owner].customers.append((key, value))
         for key, ledger in self.rejections.items():
-            topic, _, number = key.rpartition(":")
-            if int(number) in wanted:
-                content[int(number)].ledgers.append((topic, ledger))
+            number = ledger_partition(key)
+            if number in wanted:
+                content[number].ledgers.append((key.rpartition(":")[0], ledger))
         return content
 
 

@@ -64,26 +64,27 @@ class TableWriter:
         if not pending:
             return
         # Awaiting each (mostly done) future costs far less than gather's task per future.
-        results = [await sent for _, sent in pending]
-        written: dict[tuple[int, TP], tuple[TableT[Any, Any], int]] = {}
-        for (table, _), meta in zip(pending, results, strict=True):
+        written: dict[TP, tuple[TableT[Any, Any], int]] = {}  # changelog tp -> last offset
+        for table, sent in pending:
+            meta = await sent
             if table is not None:
                 tp = TP(meta.topic, meta.partition)
-                last = written.get((id(table), tp))
-                if last is None or meta.offset > last[1]:
-                    written[(id(table), tp)] = (table, meta.offset)
-        if self.end_markers and written:
-            tps = [tp for _, tp in written]
-            sends = [
-                await self.app.producer.send(
-                    tp.topic, END_MARKER_KEY, None, tp.partition, None, None
+                if tp not in written or meta.offset > written[tp][1]:
+                    written[tp] = (table, meta.offset)
+        if self.end_markers:
+            markers = [
+                (
+                    tp,
+                    table,
+                    await self.app.producer.send(
+                        tp.topic, END_MARKER_KEY, None, tp.partition, None, None
+                    ),
                 )
-                for tp in tps
+                for tp, (table, _) in written.items()
             ]
-            for (key, (table, _)), sent in zip(list(written.items()), sends, strict=True):
-                meta = await sent
-                written[key] = (table, meta.offset)
-        for (_, tp), (table, offset) in written.items():
+            for tp, table, sent in markers:
+                written[tp] = (table, (await sent).offset)
+        for tp, (table, offset) in written.items():
             # What Table._on_changelog_sent does: RocksDB remembers how far it holds.
             store: Any = table.data
             store.set_persisted_offset(tp, offset)

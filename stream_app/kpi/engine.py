@@ -68,24 +68,6 @@ class KpiPartition:
         self._prune(day)
         return dict(self.totals)
 
-    def preview(self, day: int) -> Terms:
-        """Totals as of an open ``day`` (after the last closed one), closing nothing.
-
-        Reflects the events received so far; it becomes final only once the
-        day closes (later events within the lateness may still change it).
-        """
-        if self.closed_day is None or day <= self.closed_day:
-            raise ValueError("preview needs a day after the last closed one")
-        touched: set[str] = set()
-        for d in range(self.closed_day + 1, day + 1):
-            touched |= self._touched(d)
-        totals: Terms = defaultdict(int, self.totals)
-        for customer in touched:
-            history = self.customers[customer]
-            add_terms(totals, contribution(history, self.closed_day, self.params), -1)
-            add_terms(totals, contribution(history, day, self.params), +1)
-        return dict(totals)
-
     def touched_between(self, after: int, through: int) -> set[str]:
         """Customers whose contribution can differ between as of ``after`` and as of
         ``through`` without a new event of theirs."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stream_app.contract import Event
@@ -150,7 +150,7 @@ class PartitionState:
         (what /kpis shows of the open day). Incremental between calls: only
         customers with a new event, or whose contribution moves with the day,
         are recomputed."""
-        return self._preview.terms(day, self.customers, self.kpi)
+        return self._preview.terms(day, self.kpi)
 
     @property
     def applied_events(self) -> int:
@@ -235,19 +235,20 @@ class PreviewCache:
             return
         self.before[customer] = contribution(history, self.day, params)
 
-    def terms(self, day: int, customers: Mapping[str, CustomerState], kpi: KpiPartition) -> Terms:
-        params = kpi.params
+    def terms(self, day: int, kpi: KpiPartition) -> Terms:
+        """Totals as of ``day`` over the histories ``kpi`` holds (every customer's)."""
+        params, histories = kpi.params, kpi.customers
         if self.day is None or day < self.day:
-            self.totals = merge(contribution(s.history, day, params) for s in customers.values())
+            self.totals = merge(contribution(h, day, params) for h in histories.values())
         else:
             changed = self.before.keys() | kpi.touched_between(self.day, day)
             totals: Terms = defaultdict(int, self.totals)
             for customer in changed:
                 old = self.before.get(customer)
                 if old is None:
-                    old = contribution(customers[customer].history, self.day, params)
+                    old = contribution(histories[customer], self.day, params)
                 add_terms(totals, old, -1)
-                add_terms(totals, contribution(customers[customer].history, day, params), +1)
+                add_terms(totals, contribution(histories[customer], day, params), +1)
             self.totals = totals
         self.day, self.before = day, {}
         return {k: v for k, v in self.totals.items() if v}

@@ -36,11 +36,11 @@ async def test_current_never_goes_back_to_an_older_version(store: ServingStore) 
 
 
 async def test_final_day_only_rises_and_the_first_one_is_kept(store: ServingStore) -> None:
-    assert await store.final_day() is None
+    assert await store.final_days() is None
     assert await store.raise_final_day(100) == (100, 100)
     assert await store.raise_final_day(99) == (100, 100)
     assert await store.raise_final_day(101) == (101, 100)
-    assert await store.final_day() == 101
+    assert await store.final_days() == (101, 100)
 
 
 async def test_the_first_final_day_may_start_the_history_earlier(store: ServingStore) -> None:
