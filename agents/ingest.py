@@ -82,11 +82,11 @@ class BatchIngest:
                 # Duplicate and Marked: nothing to write
             n = self.partition_count
             for customer_id, state in customers.items():
-                await self.writer.put(
+                self.writer.put(
                     self.tables.customers, partition_for(customer_id, n), customer_id, state
                 )
             for key, ledger in ledgers.items():
-                await self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)
+                self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)
             await self.writer.settle()
 
     async def _forward(self, outcome: Forward) -> None:
@@ -107,7 +107,7 @@ class BatchIngest:
 
     async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
         """The caller holds ``lock``: the meta goes behind the customer records."""
-        await self.writer.put(self.tables.customers, partition, meta_key(partition), meta)
+        self.writer.put(self.tables.customers, partition, meta_key(partition), meta)
 
     async def flush(self) -> None:
         await self.writer.settle()

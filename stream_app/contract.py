@@ -499,7 +499,11 @@ def _float_to_minor(value: float, minor_digits: int) -> int:
     # Rounding the exact binary value instead would surprise on ties: 2.675 is
     # stored as 2.67499999999999982..., which rounds to 267, while the written
     # "2.675" rounds half-even to 268.
-    scaled = Decimal(repr(value)).scaleb(minor_digits, _DEC_CTX)
+    text = repr(value)
+    whole, _, fraction = text.partition(".")
+    if len(fraction) <= minor_digits and "e" not in text:  # exact: no rounding (most prices)
+        return int(whole + fraction.ljust(minor_digits, "0"))
+    scaled = Decimal(text).scaleb(minor_digits, _DEC_CTX)
     return int(scaled.to_integral_value(ROUND_HALF_EVEN, _DEC_CTX))
 
 

@@ -56,7 +56,7 @@ CLOSE_INTERVAL_SECONDS = 0.25
 # (about 2.5 kB a day with the default windows; a record must stay well under
 # the producer's 1 MB request limit).
 MAX_DAYS_PER_TICK = 16
-PREVIEW_COST_FACTOR = 2  # after previews costing t, the next ones wait 2 t
+PREVIEW_COST_FACTOR = 6  # after previews costing t, the next ones wait 6 t
 REDIS_WARNING_EVERY_S = 30.0
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,8 @@ class DayCloser:
                 continue
             await self.store.publish_preview(number, day, part.preview(day), count)
             self._previewed[number] = (day, count)
-        # Previews take CPU the pipeline needs: at most about a third of it.
+        # Previews take CPU the pipeline needs: at most about a seventh of it. Live,
+        # they are deltas of a few ms; a replay recomputes them in full.
         cost_ms = (time.perf_counter() - started) * 1000
         self._next_preview_at = now + round(PREVIEW_COST_FACTOR * cost_ms)
         previews = await self.store.previews(range(self.partition_count))

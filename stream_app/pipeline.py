@@ -35,7 +35,7 @@ LATE_PREFIX = "late|"  # rejection-ledger source of late events: "late|topic/par
 SOURCE_HEADER = "lp-source"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     topic: str
     partition: int
@@ -45,18 +45,18 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     customer_id: str
     state: CustomerState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Duplicate:
     event_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeadLettered:
     reason: str
     ledger_key: str  # "<source topic>:<partition>" — the rejection table key
@@ -65,7 +65,7 @@ class DeadLettered:
     dead_letter_key: bytes  # "<topic>:<partition>:<offset>": replays share a key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forward:
     partition: int
     key: bytes
@@ -73,7 +73,7 @@ class Forward:
     headers: tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Marked:
     """A watermark marker was read: ``source`` had been read up to ``mark_ms``."""
 

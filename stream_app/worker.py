@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 from pathlib import Path
 from typing import IO
@@ -55,12 +56,24 @@ def use_uvloop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+# Objects allocated between young collections. A worker keeps millions of
+# long-lived objects (customer states) and allocates a few per event; at
+# Python's default (700) the collector ran ~250 times a second and took a
+# fifth of the ingest time. Cycles are still collected, just in larger steps.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the Faust worker until SIGINT/SIGTERM."""
     lock = lock_data_dir(settings.data_dir)
     try:
         cluster_id = asyncio.run(ensure_topics(settings))
         use_uvloop()
+        tune_gc()
         runtime = create_app(settings, wants_end_markers(settings, cluster_id))
         worker = faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True)
         # aiokafka logs a debug record per request; building them costs ~3% of ingest.

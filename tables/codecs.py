@@ -26,7 +26,7 @@ class Utf8Codec(codecs.Codec):
 
 class CustomerCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_dict())
+        return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
 
     def _loads(self, s: bytes) -> Any:
         data = orjson.loads(s)

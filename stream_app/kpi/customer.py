@@ -21,8 +21,9 @@ from typing import Any
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 from stream_app.kpi.history import CustomerHistory
 
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no history: it is read as an empty one
+STATE_VERSION = 3
+# Version 1 had no history (read as an empty one); 2 stored its days as rows.
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(slots=True)

@@ -78,12 +78,11 @@ class CustomerHistory:
         return not (self.purchases or self.redemptions or self.enrollments)
 
     def to_dict(self) -> dict[str, Any]:
+        """Integer day keys: serialize with orjson.OPT_NON_STR_KEYS (tables/codecs.py)."""
         return {
-            "p": [
-                [d, ch, *row] for d, chans in self.purchases.items() for ch, row in chans.items()
-            ],
-            "r": [[d, *row] for d, row in self.redemptions.items()],
-            "e": [list(e) for e in self.enrollments],
+            "p": self.purchases,
+            "r": self.redemptions,
+            "e": self.enrollments,
             "f": self.first_purchase_day,
             "c": self.carried_points,
         }
@@ -91,8 +90,16 @@ class CustomerHistory:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerHistory:
         history = cls(first_purchase_day=data["f"], carried_points=data["c"])
-        for day, channel, *row in data["p"]:
-            history.purchases.setdefault(day, {})[channel] = list(row)
-        history.redemptions = {day: list(row) for day, *row in data["r"]}
+        purchases, redemptions = data["p"], data["r"]
+        if isinstance(purchases, dict):  # state version 3: days as JSON object keys
+            history.purchases = {
+                int(day): {channel: list(row) for channel, row in chans.items()}
+                for day, chans in purchases.items()
+            }
+            history.redemptions = {int(day): list(row) for day, row in redemptions.items()}
+        else:  # version 2: rows [day, channel, *row] and [day, *row]
+            for day, channel, *row in purchases:
+                history.purchases.setdefault(day, {})[channel] = list(row)
+            history.redemptions = {day: list(row) for day, *row in redemptions}
         history.enrollments = [(d, ms, eid, cohort) for d, ms, eid, cohort in data["e"]]
         return history

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
@@ -473,6 +474,19 @@ def test_double_overflow_fallback(payload: bytes, reason: str | None) -> None:
 )
 def test_amount_to_minor_units(amount: float, minor: int) -> None:
     assert decode(P, raw(P, amount=amount), NOW, CFG).amount_minor == minor
+
+
+@given(
+    amount=st.floats(min_value=0, max_value=1e9) | st.integers(0, 10**11).map(lambda c: c / 100),
+    digits=st.integers(0, 4),
+)
+def test_amount_to_minor_units_is_the_written_decimal_rounded_half_even(
+    amount: float, digits: int
+) -> None:
+    written = Decimal(repr(amount)).scaleb(digits)
+    expected = int(written.to_integral_value(ROUND_HALF_EVEN))
+    decoded = decode(P, raw(P, amount=amount), NOW, ContractConfig(minor_digits=digits))
+    assert decoded.amount_minor == expected
 
 
 @pytest.mark.parametrize("amount", [1_000_000_000.01, -0.01, -1, 10**9 + 1])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
+
 from stream_app.app import create_app
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.history import CustomerHistory
 from stream_app.settings import Settings
 from tables import codecs
 
@@ -21,11 +24,40 @@ def test_tables_use_our_codecs_for_store_and_changelog(tmp_path) -> None:
         assert topic.acks and topic.compacting and topic.partitions == 8
 
 
+def _history() -> CustomerHistory:
+    return CustomerHistory(
+        purchases={19_000: {"web": [1, 1999, 20]}, 19_003: {"pos": [2, 500, 0], "web": [1, 1, 1]}},
+        redemptions={19_001: [100, 250, 0], 19_004: [50, 0, 50]},
+        enrollments=[(19_000, 1_641_600_000_000, "en-1", "member")],
+        first_purchase_day=18_990,
+        carried_points=-7,
+    )
+
+
 def test_customer_codec_round_trips() -> None:
     codecs.register()
     codec = codecs.CustomerCodec()
-    state = CustomerState(purchases=2, revenue_minor=1999, recent_ids={"e1": 5})
+    state = CustomerState(purchases=4, revenue_minor=2500, recent_ids={"e1": 5}, history=_history())
     assert codec.loads(codec.dumps(state)) == state
+
+
+def test_customer_state_version_2_rows_are_still_read() -> None:
+    state = CustomerState(purchases=4, revenue_minor=2500, history=_history())
+    stored_v2 = state.to_dict() | {
+        "v": 2,
+        "history": {
+            "p": [
+                [19_000, "web", 1, 1999, 20],
+                [19_003, "pos", 2, 500, 0],
+                [19_003, "web", 1, 1, 1],
+            ],
+            "r": [[19_001, 100, 250, 0], [19_004, 50, 0, 50]],
+            "e": [[19_000, 1_641_600_000_000, "en-1", "member"]],
+            "f": 18_990,
+            "c": -7,
+        },
+    }
+    assert codecs.CustomerCodec().loads(orjson.dumps(stored_v2)) == state
 
 
 def test_changelog_end_markers_follow_the_broker_in_auto_mode() -> None:
