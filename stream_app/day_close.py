@@ -56,7 +56,12 @@ CLOSE_INTERVAL_SECONDS = 0.25
 # (about 2.5 kB a day with the default windows; a record must stay well under
 # the producer's 1 MB request limit).
 MAX_DAYS_PER_TICK = 16
-PREVIEW_COST_FACTOR = 6  # after previews costing t, the next ones wait 6 t
+# After previews costing t, the next ones wait FACTOR x t: previews take at most
+# a third of the CPU the pipeline needs while the stream is live (its watermark
+# within REPLAY_DELAY_MS of the clock), a thirteenth while it replays the past.
+PREVIEW_COST_FACTOR = 2
+REPLAY_PREVIEW_COST_FACTOR = 12
+REPLAY_DELAY_MS = 5 * 60_000
 REDIS_WARNING_EVERY_S = 30.0
 
 log = logging.getLogger(__name__)
@@ -208,10 +213,10 @@ class DayCloser:
                 continue
             await self.store.publish_preview(number, day, part.preview(day), count)
             self._previewed[number] = (day, count)
-        # Previews take CPU the pipeline needs: at most about a seventh of it. Live,
-        # they are deltas of a few ms; a replay recomputes them in full.
         cost_ms = (time.perf_counter() - started) * 1000
-        self._next_preview_at = now + round(PREVIEW_COST_FACTOR * cost_ms)
+        replaying = now - watermark > REPLAY_DELAY_MS
+        factor = REPLAY_PREVIEW_COST_FACTOR if replaying else PREVIEW_COST_FACTOR
+        self._next_preview_at = now + round(factor * cost_ms)
         previews = await self.store.previews(range(self.partition_count))
         if len(previews) < self.partition_count or any(d != day for d, _, _ in previews.values()):
             return
