@@ -80,6 +80,27 @@ class Settings(BaseSettings):
     dead_letter_payload_bytes: int = Field(
         4096, ge=64, description="Raw payload bytes kept in a dead-letter record"
     )
+    topic_alerts: str = Field(
+        "loyalty.alerts", description="Topic of churn-spike alert events (raised, resolved)"
+    )
+    spike_baseline_days: int = Field(
+        28, ge=1, description="Churn spike: final days before D whose churn rates form the baseline"
+    )
+    spike_min_days: int = Field(
+        7, ge=1, description="Churn spike: baseline days with a churn rate needed for a verdict"
+    )
+    spike_factor: Decimal = Field(
+        Decimal("1.5"), gt=0, description="Churn spike: churn_rate >= baseline x this factor"
+    )
+    spike_min_churned: int = Field(
+        20, ge=0, description="Churn spike: at least this many churned customers on day D"
+    )
+    metrics_max_channels: int = Field(
+        20,
+        ge=1,
+        description="/metrics: channels exported by name (most orders over the longest "
+        "window); the rest are summed as channel=\"other\"",
+    )
     session_timeout: float = Field(6.0, gt=0, description="Consumer group session timeout (s)")
     heartbeat_interval: float = Field(1.0, gt=0, description="Consumer group heartbeat (s)")
     rebalance_timeout: float = Field(5.0, gt=0, description="Consumer group rebalance timeout (s)")
@@ -99,6 +120,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         minor_digits(self.currency)  # raises ValueError for an unknown currency
         self.kpi_params  # noqa: B018 - validates windows, P < T and the time zone
+        if self.spike_min_days > self.spike_baseline_days:
+            raise ValueError("spike_min_days must not exceed spike_baseline_days")
         if self.heartbeat_interval >= self.session_timeout:
             raise ValueError("heartbeat_interval must be below session_timeout")
         return self
