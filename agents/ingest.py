@@ -14,6 +14,8 @@ metas (behind the customer records they describe) never interleave.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from typing import Any
 
 import faust
@@ -22,9 +24,11 @@ from faust.types import Message
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
+from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import (
     Applied,
     DeadLettered,
+    Duplicate,
     Forward,
     Pipeline,
     Record,
@@ -52,9 +56,15 @@ def to_record(msg: Message) -> Record:
 
 class BatchIngest:
     def __init__(
-        self, settings: Settings, pipeline: Pipeline, tables: StateTables, writer: TableWriter
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        tables: StateTables,
+        writer: TableWriter,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.metrics = metrics or WorkerMetrics()
         self.tables = tables
         self.writer = writer
         self.partition_count = settings.partitions
@@ -64,22 +74,33 @@ class BatchIngest:
         self.lock = asyncio.Lock()
 
     async def handle(self, messages: list[Message]) -> None:
+        read_at = time.perf_counter()
         async with self.lock:
             customers: dict[str, CustomerState] = {}
             ledgers: dict[str, RejectionLedger] = {}
+            counts: Counter[tuple[str, str]] = Counter()
+            rejected: Counter[str] = Counter()
             for message in messages:
                 outcome = self.pipeline.handle(to_record(message))
                 if isinstance(outcome, Applied):
                     customers[outcome.customer_id] = outcome.state
+                    counts[outcome.event_type, "accepted"] += 1
                 elif isinstance(outcome, DeadLettered):
                     await self.writer.send(
                         self.dead_letter_topic, outcome.dead_letter_key, outcome.dead_letter
                     )
                     if outcome.ledger is not None:
                         ledgers[outcome.ledger_key] = outcome.ledger
+                    if outcome.reason == "late":
+                        counts[outcome.event_type, "late"] += 1
+                    else:
+                        counts[outcome.event_type, "rejected"] += 1
+                        rejected[outcome.reason] += 1
+                elif isinstance(outcome, Duplicate):
+                    counts[outcome.event_type, "duplicate"] += 1
                 elif isinstance(outcome, Forward):
                     await self._forward(outcome)
-                # Duplicate and Marked: nothing to write
+                # Marked: nothing to write
             n = self.partition_count
             for customer_id, state in customers.items():
                 self.writer.put(
@@ -88,6 +109,12 @@ class BatchIngest:
             for key, ledger in ledgers.items():
                 self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)
             await self.writer.settle()
+            metrics = self.metrics
+            metrics.events.update(counts)
+            metrics.rejected.update(rejected)
+            applied = sum(counts.values())
+            if applied:
+                metrics.latency.observe(time.perf_counter() - read_at, applied)
 
     async def _forward(self, outcome: Forward) -> None:
         await self.writer.send(
@@ -114,9 +141,15 @@ class BatchIngest:
 
 
 def register_ingest(
-    app: faust.App, settings: Settings, pipeline: Pipeline, tables: StateTables, end_markers: bool
+    app: faust.App,
+    settings: Settings,
+    pipeline: Pipeline,
+    tables: StateTables,
+    end_markers: bool,
+    metrics: WorkerMetrics,
 ) -> BatchIngest:
-    ingest = BatchIngest(settings, pipeline, tables, TableWriter(app, end_markers))
+    writer = TableWriter(app, end_markers)
+    ingest = BatchIngest(settings, pipeline, tables, writer, metrics)
     transport = app.transport
     if not isinstance(transport, RewindingTransport):
         raise TypeError("the app must use stream_app.transport.RewindingTransport")

@@ -9,7 +9,9 @@ import faust
 
 from agents.close_days import register_day_close
 from agents.ingest import register_ingest
+from stream_app.alerts import AlertStore, SpikeMonitor
 from stream_app.day_close import DayCloser
+from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
@@ -33,6 +35,8 @@ class Runtime:
     tables: StateTables
     store: ServingStore
     closer: DayCloser
+    alerts: AlertStore
+    metrics: WorkerMetrics
     readiness: Readiness = field(default_factory=Readiness)
 
 
@@ -67,10 +71,26 @@ def create_app(settings: Settings, end_markers: bool = False) -> Runtime:
 
     tables = declare_tables(app, settings)
     pipeline = Pipeline(settings, loader=tables.load)
-    ingest = register_ingest(app, settings, pipeline, tables, end_markers)
+    metrics = WorkerMetrics()
+    ingest = register_ingest(app, settings, pipeline, tables, end_markers, metrics)
     store = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
-    closer = DayCloser(settings, pipeline, store, ingest.save_meta, ingest.flush, lock=ingest.lock)
-    runtime = Runtime(app, settings, pipeline, tables, store, closer)
+    alerts = AlertStore(store)
+
+    async def send_alert(key: bytes, value: bytes) -> None:
+        await app.producer.send_and_wait(settings.topic_alerts, key, value, None, None, None)
+
+    closer = DayCloser(
+        settings,
+        pipeline,
+        store,
+        ingest.save_meta,
+        ingest.flush,
+        lock=ingest.lock,
+        spikes=SpikeMonitor(settings, alerts),
+        send_alert=send_alert,
+        metrics=metrics,
+    )
+    runtime = Runtime(app, settings, pipeline, tables, store, closer, alerts, metrics)
     register_day_close(app, closer, lambda: runtime.readiness.recovered)
     _follow_assignment(runtime)
     register_views(runtime)

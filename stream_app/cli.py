@@ -191,6 +191,23 @@ def simulate(
     output: Annotated[
         str, typer.Option(help="'broker', a file path, or - for stdout (JSON Lines)")
     ] = "broker",
+    churn_spike_at: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Make a churn spike: from this (UTC) day customers stop buying for good; "
+            "they count as churned once inactive for the inactivity threshold (90 days)",
+        ),
+    ] = None,
+    spike_strength: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Share of customers the spike takes (their next purchase is lost)"
+        ),
+    ] = 0.5,
+    spike_days: Annotated[
+        int, typer.Option(min=1, help="Days the spike lasts; its end resolves the alert")
+    ] = 14,
     broker: BrokerOpt = None,
 ) -> None:
     """Generate realistic POS and webshop loyalty traffic."""
@@ -201,6 +218,9 @@ def simulate(
         seed=seed,
         start=_start_of(start.date() if start else None, 365),
         days=days,
+        churn_spike_at=churn_spike_at.date() if churn_spike_at else None,
+        spike_strength=spike_strength,
+        spike_days=spike_days,
     )
     if output != "broker":
         _simulate_to_file(config, output)

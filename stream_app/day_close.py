@@ -37,12 +37,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from stream_app.alerts import SendAlert, SpikeMonitor
 from stream_app.kpi.days import business_day, now_ms
 from stream_app.kpi.engine import merge
 from stream_app.kpi.finality import final_day
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.report import kpi_document
 from stream_app.kpi.watermarks import PartitionTime, stream_first_day, stream_watermark
+from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
@@ -88,10 +90,14 @@ class DayCloser:
         flush: Callable[[], Awaitable[Any]],
         clock: Callable[[], int] = now_ms,
         lock: asyncio.Lock | None = None,
+        spikes: SpikeMonitor | None = None,
+        send_alert: SendAlert | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         """``save_meta`` writes a partition's meta behind what was written before it;
         ``flush`` waits until all of it is on the broker; ``lock`` is held while
-        the views are read and the metas written (no other write in between)."""
+        the views are read and the metas written (no other write in between);
+        ``spikes`` judges merged days and ``send_alert`` puts an alert on the broker."""
         self.settings = settings
         self.params = settings.kpi_params
         self.partition_count = settings.partitions
@@ -103,6 +109,9 @@ class DayCloser:
         self.clock = clock
         self.lock = lock or asyncio.Lock()
         self.status = CloserStatus()
+        self.spikes = spikes
+        self.send_alert = send_alert
+        self.metrics = metrics or WorkerMetrics()
         self._saved: dict[int, object] = {}  # partition -> what its last saved meta held
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
         self._next_preview_at = 0
@@ -135,11 +144,14 @@ class DayCloser:
         self.status.redis_ok = True
 
     async def _tick(self) -> None:
+        started = time.perf_counter()
         now = self.clock()
         finals = await self.store.final_days()
+        closed = 0
         async with self.lock:
             if finals is not None:
-                self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
+                days = self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
+                closed = sum(len(d) for d in days.values())
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -158,7 +170,11 @@ class DayCloser:
             finals = await self.store.raise_final_day(candidate, first)
             self.status.final_day = finals[0]
         if finals is not None:
-            await self._merge_final_days(watermark, *finals)
+            closed += await self._merge_final_days(watermark, *finals)
+        if closed:
+            self.metrics.day_close.observe(time.perf_counter() - started)
+        if self.spikes is not None and self.send_alert is not None:
+            await self.spikes.check(await self.store.merged_through(), self.send_alert)
         await self._publish_current(watermark, now)
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
@@ -184,9 +200,11 @@ class DayCloser:
                 await self.store.publish_partial(day, number, terms)
             part.published(list(part.unpublished))
 
-    async def _merge_final_days(self, watermark: int, final: int, first: int) -> None:
+    async def _merge_final_days(self, watermark: int, final: int, first: int) -> int:
+        """Merge the final days every partition has published; how many."""
         merged = await self.store.merged_through()
         day = merged + 1 if merged is not None else first
+        count = 0
         while day <= final:
             partials = await self.store.partials(day)
             if len(partials) < self.partition_count:
@@ -194,6 +212,8 @@ class DayCloser:
             document = self.document(merge(partials.values()), day, final=True, watermark=watermark)
             await self.store.store_final(day, document)
             day += 1
+            count += 1
+        return count
 
     def document(
         self, terms: dict[tuple[object, ...], int], day: int, final: bool, watermark: int
@@ -223,5 +243,5 @@ class DayCloser:
         terms = merge(t for _, _, t in previews.values())
         count = sum(c for _, c, _ in previews.values())
         await self.store.publish_current(
-            self.document(terms, day, final=False, watermark=watermark), day, count
+            self.document(terms, day, final=False, watermark=watermark), day, count, now
         )

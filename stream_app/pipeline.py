@@ -49,11 +49,13 @@ class Record:
 class Applied:
     customer_id: str
     state: CustomerState
+    event_type: str
 
 
 @dataclass(slots=True)
 class Duplicate:
     event_id: str
+    event_type: str
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class DeadLettered:
     ledger: RejectionLedger | None  # None: this offset was counted before a crash
     dead_letter: bytes
     dead_letter_key: bytes  # "<topic>:<partition>:<offset>": replays share a key
+    event_type: str = "unknown"  # when the topic or a header tells it
 
 
 @dataclass(slots=True)
@@ -206,7 +209,7 @@ class Pipeline:
             return self._dead_letter(record, kind, now)
         decoded = decode(kind, record.value, now, self.contract)
         if isinstance(decoded, Rejected):
-            return self._dead_letter(record, decoded, now)
+            return self._dead_letter(record, decoded, now, kind.value)
         owner = partition_for(decoded.customer_id, self.partition_count)
         if record.topic != self.rerouted_topic:
             self._unmarked.add(source_name(record.topic, record.partition))
@@ -216,10 +219,10 @@ class Pipeline:
         source, offset = _origin(record)
         state = self.partition(owner).apply(decoded, source, offset, now)
         if state is None:
-            return Duplicate(decoded.event_id)
+            return Duplicate(decoded.event_id, decoded.type.value)
         if isinstance(state, Late):
-            return self._late(record, state, owner, source, offset, now)
-        return Applied(decoded.customer_id, state)
+            return self._late(record, state, owner, source, offset, now, decoded.type.value)
+        return Applied(decoded.customer_id, state, decoded.type.value)
 
     def _forwarded_read(self, record: Record, occurred_ms: int, now: int) -> None:
         """A forwarded event still moves the watermark of the partition it was read
@@ -284,13 +287,15 @@ class Pipeline:
             max_payload_bytes=self.settings.dead_letter_payload_bytes,
         )
 
-    def _dead_letter(self, record: Record, rejected: Rejected, now: int) -> DeadLettered:
+    def _dead_letter(
+        self, record: Record, rejected: Rejected, now: int, event_type: str = "unknown"
+    ) -> DeadLettered:
         part = self.partition(record.partition)
         ledger = part.reject(record.topic, record.offset, rejected.reason)
         payload = self._letter(record, rejected, now)
         key = ledger_key(record.topic, record.partition)
         origin = f"{key}:{record.offset}".encode()
-        return DeadLettered(rejected.reason, key, ledger, payload, origin)
+        return DeadLettered(rejected.reason, key, ledger, payload, origin, event_type)
 
     def _late(
         self,
@@ -300,6 +305,7 @@ class Pipeline:
         source: str,
         offset: int,
         now: int,
+        event_type: str,
     ) -> DeadLettered:
         """Counted once per origin offset, in a ledger of the owner partition:
         a forwarded record forwarded again after a crash keeps its origin."""
@@ -312,7 +318,8 @@ class Pipeline:
         )
         payload = self._letter(record, rejected, now)
         origin = f"{source}@{offset}".encode()
-        return DeadLettered("late", ledger_key(ledger_source, owner), ledger, payload, origin)
+        key = ledger_key(ledger_source, owner)
+        return DeadLettered("late", key, ledger, payload, origin, event_type)
 
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None

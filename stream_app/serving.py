@@ -209,10 +209,20 @@ class ServingStore:
                 out[p] = (int(day), int(count), decode_terms(terms))
         return out
 
-    async def publish_current(self, document: dict[str, Any], day: int, count: int) -> bool:
-        """Replace the current KPIs unless a newer version is already there."""
+    async def publish_current(
+        self, document: dict[str, Any], day: int, count: int, at_ms: int = 0
+    ) -> bool:
+        """Replace the current KPIs unless a newer version is already there.
+        ``at_ms`` (wall clock) marks the snapshot as confirmed current then, even
+        when it did not change: its age tells a stalled day close from a quiet stream."""
         args: list[Encodable] = [version(day, count), "doc", orjson.dumps(document)]
-        return bool(await self._set_if_newer(keys=[self.key("current")], args=args))
+        newer = bool(await self._set_if_newer(keys=[self.key("current")], args=args))
+        await self.r.hset(self.key("current"), "at", at_ms)
+        return newer
+
+    async def current_published_ms(self) -> int | None:
+        raw = await self.r.hget(self.key("current"), "at")
+        return int(raw) if raw else None
 
     async def current(self) -> dict[str, Any] | None:
         raw = await self.r.hget(self.key("current"), "doc")

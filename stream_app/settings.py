@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         20,
         ge=1,
         description="/metrics: channels exported by name (most orders over the longest "
-        "window); the rest are summed as channel=\"other\"",
+        'window); the rest are summed as channel="other"',
     )
     session_timeout: float = Field(6.0, gt=0, description="Consumer group session timeout (s)")
     heartbeat_interval: float = Field(1.0, gt=0, description="Consumer group heartbeat (s)")

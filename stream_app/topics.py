@@ -46,6 +46,8 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str | No
 async def _create(admin: AIOKafkaAdminClient, settings: Settings) -> None:
     wanted = [NewTopic(t, settings.partitions, 1) for t in co_partitioned_topics(settings)]
     wanted.append(NewTopic(settings.topic_dead_letter, settings.partitions, 1))
+    # One partition: raises and resolves stay in order.
+    wanted.append(NewTopic(settings.topic_alerts, 1, 1))
     existing = set(await admin.list_topics())
     missing = [t for t in wanted if t.name not in existing]
     if not missing:

@@ -1,7 +1,10 @@
-"""HTTP views of a worker: totals and health, as JSON."""
+"""HTTP views of a worker: totals, health and alerts as JSON; Prometheus metrics."""
 
 from __future__ import annotations
 
+import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
@@ -9,6 +12,8 @@ from redis.exceptions import RedisError
 
 from stream_app import kpi_api
 from stream_app.currency import to_major
+from stream_app.kpi.days import to_date
+from stream_app.metrics import CONTENT_TYPE, Scrape, exposition
 from stream_app.timefmt import iso_ms
 
 if TYPE_CHECKING:
@@ -53,6 +58,18 @@ def register_views(runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             return await answer(self, kpi_api.history, runtime, request)
 
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = exposition(await gather_scrape(runtime), runtime.settings.kpi_params.zone)
+            return self.bytes(body, content_type=CONTENT_TYPE)
+
+    @app.page("/alerts")
+    class Alerts(View):
+        async def get(self, request: Request) -> Response:
+            status, body = await alerts_json(runtime, dict(request.query))
+            return self.json(body, status=status)
+
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -86,3 +103,88 @@ async def answer(
     except (RedisError, OSError) as exc:
         status, body = kpi_api.error(503, f"the serving store (Redis) is unreachable: {exc}")
     return view.json(body, status=status)
+
+
+MAX_ALERTS = 200
+
+
+async def alerts_json(runtime: Runtime, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Recent churn-spike alert events, newest first, and the open one (or null)."""
+    raw = query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ALERTS:
+        return kpi_api.error(400, f"limit must be an integer from 1 to {MAX_ALERTS}")
+    try:
+        recent = await runtime.alerts.recent(MAX_ALERTS)
+        state = await runtime.alerts.state()
+    except (RedisError, OSError) as exc:
+        return kpi_api.error(503, f"the serving store (Redis) is unreachable: {exc}")
+    open_alert = None
+    if state.get("open_since"):
+        open_id = f"churn_spike:{to_date(int(state['open_since'])).isoformat()}"
+        raised = (a for a in recent if a["id"] == open_id and a["status"] == "raised")
+        open_alert = next(raised, None)
+    return 200, {"open": open_alert, "alerts": recent[: int(raw)]}
+
+
+def _version() -> str:
+    try:
+        return package_version("loyalty-pulse")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
+async def gather_scrape(runtime: Runtime) -> Scrape:
+    """What /metrics exports now: Redis first (a failure leaves the KPIs out)."""
+    store, metrics = runtime.store, runtime.metrics
+    kpis: dict[str, Any] | None = None
+    spike: dict[str, str] = {}
+    published: int | None = None
+    finals: tuple[int, int] | None = None
+    try:
+        kpis = await store.current()
+        spike = await runtime.alerts.state()
+        published = await store.current_published_ms()
+        finals = await store.final_days()
+    except (RedisError, OSError):
+        metrics.redis_errors += 1
+    now = time.time()
+    status = runtime.closer.status
+    return Scrape(
+        metrics=metrics,
+        version=_version(),
+        currency=runtime.settings.currency,
+        kpis=kpis,
+        snapshot_age_s=None if published is None else max(0.0, now - published / 1000),
+        spike=spike,
+        lag=consumer_lag(runtime),
+        partitions=len(runtime.pipeline.partitions),
+        ready=runtime.readiness.recovered,
+        watermark_ms=status.watermark_ms,
+        final_day=None if finals is None else finals[0],
+        now_s=now,
+        max_channels=runtime.settings.metrics_max_channels,
+        redis_errors=status.redis_errors,
+    )
+
+
+def consumer_lag(runtime: Runtime) -> dict[tuple[str, int], int]:
+    """Records not yet read in each owned input partition (high watermark minus the
+    next offset to read), where the consumer knows the high watermark."""
+    app, inputs = runtime.app, set(runtime.settings.topics.values())
+    consumer: Any = app.consumer
+    out: dict[tuple[str, int], int] = {}
+    try:
+        assigned = [tp for tp in app.assignor.assigned_actives() if tp.topic in inputs]
+    except Exception:  # noqa: BLE001 - no assignment yet
+        return out
+    for tp in assigned:
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001, S112 - not started, or the partition just left
+            continue
+        if high is None:
+            continue
+        read = consumer._read_offset.get(tp)
+        position = read + 1 if read is not None else consumer._committed_offset.get(tp) or 0
+        out[tp.topic, tp.partition] = max(0, int(high) - int(position))
+    return out
