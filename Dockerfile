@@ -27,6 +27,11 @@ WORKDIR /home/loyalty
 ENV LOYALTY_PULSE_DATA_DIR=/data
 VOLUME ["/data"]
 EXPOSE 6066
+# Liveness of the worker's web server (slim images have no curl). Other commands
+# (simulate, replay) serve no HTTP: override or disable the check for them, as
+# docker-compose.yml does for the simulator.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('LOYALTY_PULSE_WEB_PORT', '6066') + '/healthz', timeout=3)"]
 
 ENTRYPOINT ["loyalty-pulse"]
 CMD ["worker"]
