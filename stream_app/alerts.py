@@ -213,11 +213,11 @@ class SpikeMonitor:
                 return  # another worker judged it first: it carries on
             if change is not None:
                 log.warning(
-                    "churn spike %s: %s (churn rate %s, baseline %s)",
+                    "churn spike %s: %s (churn rate %.4f, baseline %.4f)",
                     change.status,
                     to_date(day),
-                    verdict.churn.rate,
-                    verdict.baseline,
+                    verdict.churn.rate or 0,
+                    verdict.baseline or 0,
                 )
             checked = day
 

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,7 +32,6 @@ from stream_app.kpi.days import from_date
 SECONDS_PER_YEAR = 365 * 86_400
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLOSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Histogram:
@@ -334,6 +333,9 @@ SPIKE_GAUGES = (
     ("loyalty_churn_spike_baseline_ratio", "baseline", "Baseline churn rate of that day"),
     ("loyalty_churn_spike_threshold_ratio", "threshold", "Baseline x the spike factor"),
 )
+
+
+HEADERS = {"Content-Type": CONTENT_TYPE_LATEST}
 
 
 def exposition(scrape: Scrape, zone: Any = None) -> bytes:

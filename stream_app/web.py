@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from stream_app import kpi_api
 from stream_app.currency import to_major
 from stream_app.kpi.days import to_date
-from stream_app.metrics import CONTENT_TYPE, Scrape, exposition
+from stream_app.metrics import HEADERS, Scrape, exposition
 from stream_app.timefmt import iso_ms
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def register_views(runtime: Runtime) -> None:
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             body = exposition(await gather_scrape(runtime), runtime.settings.kpi_params.zone)
-            return self.bytes(body, content_type=CONTENT_TYPE)
+            return self.bytes(body, headers=dict(HEADERS))
 
     @app.page("/alerts")
     class Alerts(View):

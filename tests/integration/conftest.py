@@ -48,6 +48,10 @@ class WorkerHandle:
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
             return orjson.loads(resp.read())
 
+    def text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
+            return str(resp.read().decode())
+
     def get_status(self, path: str) -> tuple[int, Any]:
         """(HTTP status, JSON body), error statuses included."""
         try:
@@ -86,6 +90,7 @@ class Cluster:
             "LOYALTY_PULSE_TOPIC_ENROLLMENTS": s.topic_enrollments,
             "LOYALTY_PULSE_TOPIC_REDEMPTIONS": s.topic_redemptions,
             "LOYALTY_PULSE_TOPIC_DEAD_LETTER": s.topic_dead_letter,
+            "LOYALTY_PULSE_TOPIC_ALERTS": s.topic_alerts,
             "LOYALTY_PULSE_PARTITIONS": str(s.partitions),
             "LOYALTY_PULSE_STORE": s.store,
             "LOYALTY_PULSE_DATA_DIR": str(self.tmp / name),
@@ -136,6 +141,7 @@ def new_settings(broker_address: str, redis_url: str, tmp_path: Path, name: str)
         topic_enrollments=f"{tag}.enrollments",
         topic_redemptions=f"{tag}.redemptions",
         topic_dead_letter=f"{tag}.dead-letter",
+        topic_alerts=f"{tag}.alerts",
         partitions=4,
         store="rocksdb",
         data_dir=tmp_path,
