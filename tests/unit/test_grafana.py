@@ -39,7 +39,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 # -- docs/metrics.md and rules.yml ----------------------------------------------
 
-ROW = re.compile(r"^\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \|(.*)$", re.M)
+ROW = re.compile(r"^\| `(loyalty_[a-z0-9_]*)` \|(.*)$", re.M)  # metric rows only
 
 
 def metric_sections(markdown: str) -> dict[str, dict[str, bool]]:
