@@ -93,6 +93,13 @@ def _check_demo(proc: subprocess.Popen[str], web: int) -> None:
         for group in ("windows", "churn", "clv", "program"):
             assert later[group] != first[group], group  # every KPI group moves
         assert len(get_json(f"{url}/history")["days"]) > days_before  # days close
+        base = url.removesuffix("/kpis")
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:  # noqa: S310
+            metrics = resp.read().decode()
+        orders = later["windows"]["30d"]["orders"]
+        assert 'loyalty_orders{window="30d"}' in metrics and orders > 0
+        assert 'loyalty_events_total{outcome="accepted",type="purchase"}' in metrics
+        assert get_json(f"{base}/alerts")["alerts"] == []  # no spike simulated
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert not [pid for pid in children if alive(pid)]
