@@ -92,6 +92,9 @@ def test_a_simulated_spike_raises_one_alert_and_its_end_resolves_it(cluster: Clu
     metrics = worker.text("/metrics")
     assert "loyalty_churn_spike 0.0" in metrics
     assert 'loyalty_orders{window="30d"}' in metrics
+    lag = re.findall(r"^loyalty_consumer_lag_records\{(.*)\} (\S+)$", metrics, re.M)
+    assert len(lag) == 3 * cluster.settings.partitions  # every input partition it owns
+    assert {value for _, value in lag} == {"0.0"}  # all read
 
 
 def judged_through_the_last_final_day(worker: WorkerHandle) -> None:
