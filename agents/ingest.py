@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
 
 import faust
 from faust.types import Message
@@ -31,7 +30,6 @@ from stream_app.pipeline import (
     Duplicate,
     Forward,
     Pipeline,
-    Record,
     ledger_partition,
     partition_for,
 )
@@ -41,17 +39,6 @@ from tables.state import StateTables, meta_key
 from tables.writer import TableWriter
 
 MARK_INTERVAL_SECONDS = 0.5  # how stale another partition's view of a watermark may be
-
-
-def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    if not raw:
-        return ()
-    items = raw.items() if isinstance(raw, dict) else raw
-    return tuple((str(k), bytes(v or b"")) for k, v in items)
-
-
-def to_record(msg: Message) -> Record:
-    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _headers(msg.headers))
 
 
 class BatchIngest:
@@ -81,7 +68,7 @@ class BatchIngest:
             counts: Counter[tuple[str, str]] = Counter()
             rejected: Counter[str] = Counter()
             for message in messages:
-                outcome = self.pipeline.handle(to_record(message))
+                outcome = self.pipeline.handle(message)  # a Faust message is a RecordLike
                 if isinstance(outcome, Applied):
                     customers[outcome.customer_id] = outcome.state
                     counts[outcome.event_type, "accepted"] += 1

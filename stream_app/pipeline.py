@@ -7,9 +7,9 @@ carries out the outcome (table write, dead-letter send, forward).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, Protocol, cast
 
 from aiokafka.partitioner import murmur2
 
@@ -116,20 +116,49 @@ def source_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-def _origin(record: Record) -> tuple[str, int]:
+class RecordLike(Protocol):
+    """A consumed record: ``Record``, or a Faust message as the consumer hands it
+    over (its headers a sequence of (name, value) pairs, a mapping, or None)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
+
+
+def _header_items(record: RecordLike) -> Iterable[tuple[str, bytes | None]]:
+    headers = record.headers
+    if not headers:
+        return ()
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode(errors="replace")
+
+
+def _origin(record: RecordLike) -> tuple[str, int]:
     """Where a record was first read: ("topic/partition", offset)."""
-    for name, value in record.headers:
+    for name, value in _header_items(record):
         if name == SOURCE_HEADER:
-            where, _, offset = value.decode(errors="replace").rpartition("@")
+            where, _, offset = _text(value).rpartition("@")
             if offset.isdigit():
                 return where, int(offset)
     return source_name(record.topic, record.partition), record.offset
 
 
-def _marker(record: Record) -> tuple[str, int] | None:
-    for name, value in record.headers:
+def _marker(record: RecordLike) -> tuple[str, int] | None:
+    for name, value in _header_items(record):
         if name == MARK_HEADER:
-            source, _, mark = value.decode(errors="replace").rpartition("@")
+            source, _, mark = _text(value).rpartition("@")
             if source and mark.lstrip("-").isdigit():
                 return source, int(mark)
     return None
@@ -198,7 +227,7 @@ class Pipeline:
         if missing:
             self._load(missing)
 
-    def handle(self, record: Record) -> Outcome:
+    def handle(self, record: RecordLike) -> Outcome:
         now = self._clock()
         if record.topic == self.rerouted_topic:
             marker = _marker(record)
@@ -224,7 +253,7 @@ class Pipeline:
             return self._late(record, state, owner, source, offset, now, decoded.type.value)
         return Applied(decoded.customer_id, state, decoded.type.value)
 
-    def _forwarded_read(self, record: Record, occurred_ms: int, now: int) -> None:
+    def _forwarded_read(self, record: RecordLike, occurred_ms: int, now: int) -> None:
         """A forwarded event still moves the watermark of the partition it was read
         from. That state partition has applied every event of it that it owns
         (``apply`` observes those), so its view of the source is the read
@@ -257,25 +286,25 @@ class Pipeline:
         self.partition(partition).watermarks.observe(source, mark_ms, now)
         return Marked(source, mark_ms)
 
-    def _event_type(self, record: Record) -> EventType | Rejected:
+    def _event_type(self, record: RecordLike) -> EventType | Rejected:
         kind = self.input_types.get(record.topic)
         if kind is not None:
             return kind
-        for name, value in record.headers:
+        for name, value in _header_items(record):
             if name == TYPE_HEADER:
                 try:
-                    return EventType(value.decode())
+                    return EventType(_text(value))
                 except ValueError:
                     break
         return Rejected("unknown_type", f"no event type for topic {record.topic!r}")
 
-    def _forward(self, record: Record, event: Event, owner: int) -> Forward:
+    def _forward(self, record: RecordLike, event: Event, owner: int) -> Forward:
         source = f"{record.topic}/{record.partition}@{record.offset}".encode()
         headers = ((TYPE_HEADER, event.type.value.encode()), (SOURCE_HEADER, source))
         value = cast(bytes, record.value)  # it decoded, so it is not a tombstone
         return Forward(owner, event.customer_id.encode(), value, headers)
 
-    def _letter(self, record: Record, rejected: Rejected, now: int) -> bytes:
+    def _letter(self, record: RecordLike, rejected: Rejected, now: int) -> bytes:
         return dead_letter_record(
             rejected,
             topic=record.topic,
@@ -288,7 +317,7 @@ class Pipeline:
         )
 
     def _dead_letter(
-        self, record: Record, rejected: Rejected, now: int, event_type: str = "unknown"
+        self, record: RecordLike, rejected: Rejected, now: int, event_type: str = "unknown"
     ) -> DeadLettered:
         part = self.partition(record.partition)
         ledger = part.reject(record.topic, record.offset, rejected.reason)
@@ -299,7 +328,7 @@ class Pipeline:
 
     def _late(
         self,
-        record: Record,
+        record: RecordLike,
         late: Late,
         owner: int,
         source: str,
