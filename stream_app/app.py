@@ -10,6 +10,7 @@ import faust
 from agents.close_days import register_day_close
 from agents.ingest import register_ingest
 from stream_app.alerts import AlertStore, SpikeMonitor
+from stream_app.dashboard import register_dashboard
 from stream_app.day_close import DayCloser
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
@@ -94,6 +95,7 @@ def create_app(settings: Settings, end_markers: bool = False) -> Runtime:
     register_day_close(app, closer, lambda: runtime.readiness.recovered)
     _follow_assignment(runtime)
     register_views(runtime)
+    register_dashboard(runtime)
     return runtime
 
 

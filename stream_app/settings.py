@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from babel import Locale, UnknownLocaleError
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -101,6 +102,10 @@ class Settings(BaseSettings):
         description="/metrics: channels exported by name (most orders over the longest "
         'window); the rest are summed as channel="other"',
     )
+    dashboard_locale: str = Field(
+        "en-US",
+        description="Dashboard (GET /): BCP 47 locale of its numbers and dates, e.g. de-DE",
+    )
     session_timeout: float = Field(6.0, gt=0, description="Consumer group session timeout (s)")
     heartbeat_interval: float = Field(1.0, gt=0, description="Consumer group heartbeat (s)")
     rebalance_timeout: float = Field(5.0, gt=0, description="Consumer group rebalance timeout (s)")
@@ -119,6 +124,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         minor_digits(self.currency)  # raises ValueError for an unknown currency
+        _check_locale(self.dashboard_locale)
         self.kpi_params  # noqa: B018 - validates windows, P < T and the time zone
         if self.spike_min_days > self.spike_baseline_days:
             raise ValueError("spike_min_days must not exceed spike_baseline_days")
@@ -167,6 +173,13 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host  # noqa: S104
         return f"http://{host}:{self.web_port}"
+
+
+def _check_locale(tag: str) -> None:
+    try:
+        Locale.parse(tag, sep="-")
+    except (ValueError, UnknownLocaleError) as exc:
+        raise ValueError(f"dashboard_locale: not a known locale: {tag!r}") from exc
 
 
 def settings_table() -> list[tuple[str, str, str]]:

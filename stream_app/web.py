@@ -70,6 +70,11 @@ def register_views(runtime: Runtime) -> None:
             status, body = await alerts_json(runtime, dict(request.query))
             return self.json(body, status=status)
 
+    @app.page("/pipeline")
+    class PipelineHealth(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await pipeline_json(runtime))
+
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -80,6 +85,45 @@ def register_views(runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             status, body = readiness_json(runtime)
             return self.json(body, status=status)
+
+
+async def pipeline_json(runtime: Runtime) -> dict[str, Any]:
+    """This worker's pipeline health for the dashboard: watermark, final day, lag,
+    cumulative events by outcome (the page takes rates between two answers, by
+    ``server_time_ms``) and rejections by reason."""
+    now_ms = int(time.time() * 1000)
+    status, metrics = runtime.closer.status, runtime.metrics
+    finals, redis_error = None, None
+    try:
+        finals = await runtime.store.final_days()
+    except (RedisError, OSError) as exc:
+        redis_error = f"the serving store (Redis) is unreachable: {exc}"
+    lag = consumer_lag(runtime)
+    outcomes: dict[str, int] = {}
+    for (_, outcome), n in sorted(metrics.events.items()):
+        outcomes[outcome] = outcomes.get(outcome, 0) + n
+    rejected = runtime.pipeline.rejected()
+    mark = status.watermark_ms
+    return {
+        "server_time_ms": now_ms,
+        "ready": runtime.readiness.recovered,
+        "partitions": sorted(runtime.pipeline.partitions),
+        "watermark": iso_ms(mark),
+        "watermark_delay_s": None if mark is None else max(0.0, (now_ms - mark) / 1000),
+        "final_day": None if finals is None else to_date(finals[0]).isoformat(),
+        "lag": {
+            "total": sum(lag.values()),
+            "partitions": [
+                {"topic": topic, "partition": p, "records": n}
+                for (topic, p), n in sorted(lag.items())
+            ],
+        },
+        "events": outcomes,
+        "events_total": sum(outcomes.values()),
+        "rejected": dict(sorted(rejected.items())),
+        "rejected_total": sum(rejected.values()),
+        "redis_error": redis_error,
+    }
 
 
 def readiness_json(runtime: Runtime) -> tuple[int, dict[str, Any]]:
