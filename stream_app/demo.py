@@ -108,11 +108,12 @@ def run_demo(
         )
         config = SimulationConfig(customers=customers, start=start)
         url = settings.web_url
-        console.print(f"\n  [bold green]KPIs:    {url}/kpis[/]  (days close as time passes)")
-        console.print(f"  [bold green]History: {url}/kpis/history?fields=churn.churn_rate[/]")
-        console.print(f"  [bold green]Totals:  {url}/totals[/]")
-        console.print(f"  [bold green]Alerts:  {url}/alerts[/]  (churn spikes)")
-        console.print(f"  [bold green]Metrics: {url}/metrics[/]  (Prometheus)\n")
+        console.print(f"\n  [bold green]Dashboard: {url}/[/]  (open it in a browser)")
+        console.print(f"  [bold green]KPIs:      {url}/kpis[/]  (days close as time passes)")
+        console.print(f"  [bold green]History:   {url}/kpis/history?fields=churn.churn_rate[/]")
+        console.print(f"  [bold green]Totals:    {url}/totals[/]")
+        console.print(f"  [bold green]Alerts:    {url}/alerts[/]  (churn spikes)")
+        console.print(f"  [bold green]Metrics:   {url}/metrics[/]  (Prometheus)\n")
         console.print(
             f"  traffic  {customers} customers from {start.date()} at {speed:g} event-days/s "
             f"(max {rate:g} events/s); Ctrl-C stops everything"

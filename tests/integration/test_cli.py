@@ -80,7 +80,10 @@ def test_demo_serves_moving_kpis_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
 
 def _check_demo(proc: subprocess.Popen[str], web: int) -> None:
     try:
-        line = wait_for_line(proc, "KPIs:", timeout_s=120)
+        line = wait_for_line(proc, "Dashboard:", timeout_s=120)
+        dashboard = line.split("Dashboard:")[1].split()[0].strip().removesuffix("[/]")
+        assert dashboard == f"http://127.0.0.1:{web}/"  # printed first, the page to open
+        line = wait_for_line(proc, "KPIs:", timeout_s=10)
         url = line.split("KPIs:")[1].split()[0].strip().rstrip("[/]").strip()
         assert url == f"http://127.0.0.1:{web}/kpis"
         children = children_of(proc.pid)
@@ -100,6 +103,9 @@ def _check_demo(proc: subprocess.Popen[str], web: int) -> None:
         assert 'loyalty_orders{window="30d"}' in metrics and orders > 0
         assert 'loyalty_events_total{outcome="accepted",type="purchase"}' in metrics
         assert get_json(f"{base}/alerts")["alerts"] == []  # no spike simulated
+        with urllib.request.urlopen(dashboard, timeout=5) as resp:  # noqa: S310
+            assert resp.headers["Content-Type"].startswith("text/html")
+            assert "Loyalty program health" in resp.read().decode()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert not [pid for pid in children if alive(pid)]
