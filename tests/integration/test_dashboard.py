@@ -215,6 +215,7 @@ def test_dashboard_shows_the_kpis_charts_and_the_raised_alert(
     tiles_match_kpis(browser, worker, "90d")
 
     null_ratio_shows_a_dash_with_the_reason(browser)
+    open_alert_and_outage_are_shown(browser, raised)
     phone_width_has_no_horizontal_scroll(browser)
     errors = [
         e
@@ -249,6 +250,39 @@ def null_ratio_shows_a_dash_with_the_reason(page: webdriver.Chrome) -> None:
     assert tile["text"] == "—" and tile["value"] == "null", tile
     assert tile["title"].startswith("No data in the window") and "no orders" in tile["title"]
     assert tile["label"].startswith("No value. No data in the window"), tile
+
+
+CRAFTED_REFRESH_JS = """
+const [raised, done] = [arguments[0], arguments[arguments.length - 1]];
+const realFetch = window.fetch;
+window.fetch = async (url, opts) => {
+  if (url === '/kpis') {
+    const body = {error: 'the serving store (Redis) is unreachable: test', status: 503};
+    return new Response(JSON.stringify(body), {status: 503});
+  }
+  const response = await realFetch(url, opts);
+  if (!url.startsWith('/alerts')) return response;
+  const alerts = await response.json();
+  return new Response(JSON.stringify({...alerts, open: raised}), {status: 200});
+};
+window.dashboard.refresh().then(() => {
+  window.fetch = realFetch;
+  const line = document.getElementById('open-alert');
+  const banner = document.getElementById('error');
+  done({open: line.textContent, firing: line.classList.contains('firing'),
+        error: banner.hidden ? null : banner.textContent,
+        role: banner.getAttribute('role')});
+});
+"""
+
+
+def open_alert_and_outage_are_shown(page: webdriver.Chrome, raised: dict[str, Any]) -> None:
+    """An /alerts with this alert open and a /kpis answering 503 (Redis down)."""
+    shown = page.execute_async_script(CRAFTED_REFRESH_JS, raised)
+    assert shown["firing"] and shown["open"].startswith("Open churn spike since"), shown
+    assert shown["role"] == "alert" and "Redis" in shown["error"], shown
+    page.execute_async_script("window.dashboard.refresh().then(arguments[0])")
+    assert not page.find_element("id", "error").is_displayed()  # back once it answers
 
 
 def phone_width_has_no_horizontal_scroll(page: webdriver.Chrome) -> None:

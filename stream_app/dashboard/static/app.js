@@ -154,15 +154,20 @@ async function loadHistory(doc, pipeline, errors) {
   }
 }
 
-let running = false;
-let again = false;
+let current = null; // the refresh under way
+let queued = null; // the one to run after it
 
-async function refresh() {
-  if (running) {
-    again = true;
-    return;
+/** Refresh everything; while one runs, the next call waits for it and runs once more. */
+function refresh() {
+  if (current) {
+    if (!queued) queued = current.then(() => { queued = null; return refresh(); });
+    return queued;
   }
-  running = true;
+  current = refreshNow().finally(() => { current = null; });
+  return current;
+}
+
+async function refreshNow() {
   const errors = [];
   const soft = (promise) => promise.catch((err) => { errors.push(err.message); return null; });
   try {
@@ -181,11 +186,6 @@ async function refresh() {
     if (!errors.length) $("updated").textContent = CLOCK.format(new Date());
   } finally {
     showErrors(errors);
-    running = false;
-  }
-  if (again) {
-    again = false;
-    await refresh();
   }
 }
 
@@ -573,7 +573,12 @@ function start() {
     resizeTimer = setTimeout(resizeCharts, 150);
   });
   const loop = async () => {
-    await refresh();
+    try {
+      await refresh();
+    } catch (err) {
+      console.error(err);
+      showErrors([`the page failed to render: ${err.message}`]);
+    }
     setTimeout(loop, config.refresh_seconds * 1000);
   };
   loop();
