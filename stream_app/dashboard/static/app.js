@@ -294,13 +294,15 @@ function renderDelta(cell, tile, value, series, asOf) {
       : `No value to compare on ${formatDay(earlierDay)}`;
     return;
   }
-  const diff = value - earlier;
+  // percentage points for rates, a relative change for the others; shown to 0.1
+  const change = tile.kind === "ratio" ? (value - earlier) * 100 : (value - earlier) / Math.abs(earlier);
   const text = tile.kind === "ratio"
-    ? `${FORMATS.points.format(diff * 100)} pp`
-    : FORMATS.change.format(diff / Math.abs(earlier));
+    ? `${FORMATS.points.format(change)} pp`
+    : FORMATS.change.format(change);
   cell.textContent = `${text} vs ${COMPARE_DAYS} d earlier`;
-  if (diff > 0) cell.classList.add("up");
-  if (diff < 0) cell.classList.add("down");
+  const shown = Math.round(Math.abs(change) * (tile.kind === "ratio" ? 10 : 1000));
+  if (shown && change > 0) cell.classList.add("up");
+  if (shown && change < 0) cell.classList.add("down");
 }
 
 function renderSpark(cell, tile, series) {
