@@ -48,15 +48,19 @@ def simulate_spike(tmp: Path) -> list[bytes]:
     return out.read_bytes().splitlines()
 
 
-def test_a_simulated_spike_raises_one_alert_and_its_end_resolves_it(cluster: Cluster) -> None:
-    lines = simulate_spike(cluster.tmp)
+def feed_spike(cluster: Cluster) -> WorkerHandle:
+    """The simulated spike on the input topics, then a worker to read it."""
     topics = cluster.settings.topics
     records = []
-    for raw in lines:
+    for raw in simulate_spike(cluster.tmp):
         event = orjson.loads(raw)
         records.append((topics[event["type"]], event["customer_id"].encode(), raw))
     asyncio.run(produce(cluster.settings, records))
-    worker = cluster.start_worker(spike_min_churned=str(MIN_CHURNED))
+    return cluster.start_worker(spike_min_churned=str(MIN_CHURNED))
+
+
+def test_a_simulated_spike_raises_one_alert_and_its_end_resolves_it(cluster: Cluster) -> None:
+    worker = feed_spike(cluster)
     deadline, alerts = time.monotonic() + 150, None
     while time.monotonic() < deadline:
         try:

@@ -3,7 +3,6 @@ churn spike: its numbers are /kpis's, its charts draw, the alert shows."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -11,19 +10,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import Select
 
 from tests.integration.conftest import Cluster, WorkerHandle
-from tests.integration.kafka_io import produce
-from tests.integration.test_alerts import (
-    MIN_CHURNED,
-    judged_through_the_last_final_day,
-    simulate_spike,
-)
+from tests.integration.test_alerts import feed_spike, judged_through_the_last_final_day
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHARTS = ("churn", "repeat", "redemption", "aov")
@@ -147,14 +140,7 @@ return {width: canvas.width, height: canvas.height, days: c.data[0].length,
 def test_dashboard_shows_the_kpis_charts_and_the_raised_alert(
     cluster: Cluster, browser: webdriver.Chrome
 ) -> None:
-    lines = simulate_spike(cluster.tmp)
-    topics = cluster.settings.topics
-    records = []
-    for raw in lines:
-        event = orjson.loads(raw)
-        records.append((topics[event["type"]], event["customer_id"].encode(), raw))
-    asyncio.run(produce(cluster.settings, records))
-    worker = cluster.start_worker(spike_min_churned=str(MIN_CHURNED))
+    worker = feed_spike(cluster)
     cluster.wait_until(worker, lambda totals: totals["partitions"])
     browser.get(worker.url + "/")  # early: the page fills itself as the worker catches up
     assert "Loyalty program health" in browser.title
