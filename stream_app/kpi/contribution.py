@@ -8,6 +8,7 @@ name), ("churn", name), ("program", name).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from stream_app.kpi.history import CustomerHistory
@@ -15,11 +16,30 @@ from stream_app.kpi.params import CLV_WINDOW, KpiParams
 
 Terms = dict[tuple[object, ...], int]
 
+_STATS = ("orders", "revenue", "active", "repeat")
+
+
+@functools.lru_cache(maxsize=64)
+def _window_keys(w: int) -> dict[str, tuple[object, ...]]:
+    """The keys of window ``w``, built once (a contribution adds dozens per call)."""
+    names = (*_STATS, "points_issued", "active_members", "points_redeemed", "redeeming")
+    return {name: ("w", w, name) for name in (*names, "new_enrollments")}
+
+
+@functools.lru_cache(maxsize=1024)
+def _segment_keys(w: int, segment: str) -> tuple[tuple[object, ...], ...]:
+    return tuple(("seg", w, segment, name) for name in _STATS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_keys(w: int, channel: str) -> tuple[tuple[object, ...], ...]:
+    return tuple(("ch", w, channel, name) for name in ("orders", "revenue", "active"))
+
 
 def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
     """One pass over the history (this runs for every touched customer at every
     day close and preview; tests/unit/test_kpi_engine.py holds it to the
-    brute-force reference)."""
+    brute-force reference). Zero terms are left out."""
     out: Terms = defaultdict(int)
     segment = h.segment_as_of(day)
     windows = params.all_windows  # ascending
@@ -47,8 +67,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
             if at_start and d > start - t:
                 base += amount
             for i in range(n_w - 1, -1, -1):
-                w = windows[i]
-                if age >= w:
+                if age >= windows[i]:
                     break
                 orders[i] += n
                 revenue[i] += amount
@@ -73,44 +92,65 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> Terms:
             redeemed[i] += spent
             redeeming[i] = True
             if w == CLV_WINDOW:
-                out["program", "cost_reward_minor"] += reward_minor
-                out["program", "cost_unpriced_points"] += unpriced
+                if reward_minor:
+                    out["program", "cost_reward_minor"] += reward_minor
+                if unpriced:
+                    out["program", "cost_unpriced_points"] += unpriced
     member = segment == "member"
+    # The latest member enrollment up to ``day``: a window has a new enrollment iff it is in it.
+    enrolled = max((e[0] for e in h.enrollments if e[3] == "member" and e[0] <= day), default=None)
     for i, w in enumerate(windows):
+        keys = _window_keys(w)
         for name, (n, amount) in by_channel[i].items():
-            out["ch", w, name, "orders"] += n
-            out["ch", w, name, "revenue"] += amount
-            out["ch", w, name, "active"] = 1
+            k_orders, k_revenue, k_active = _channel_keys(w, name)
+            out[k_orders] += n
+            if amount:
+                out[k_revenue] += amount
+            out[k_active] = 1
         if issued[i]:
-            out["w", w, "points_issued"] += issued[i]
+            out[keys["points_issued"]] += issued[i]
         if orders[i]:
-            repeat = int(orders[i] >= 2)
-            for prefix in (("w", w), ("seg", w, segment)):
-                out[(*prefix, "orders")] += orders[i]
-                out[(*prefix, "revenue")] += revenue[i]
-                out[(*prefix, "active")] += 1
-                out[(*prefix, "repeat")] += repeat
-            out["w", w, "active_members"] += member
-        out["w", w, "points_redeemed"] += redeemed[i]
-        out["w", w, "redeeming"] += redeeming[i]
-        lo = day - w + 1
-        out["w", w, "new_enrollments"] += any(
-            lo <= e[0] <= day and e[3] == "member" for e in h.enrollments
-        )
+            repeat = orders[i] >= 2
+            for k_orders, k_revenue, k_active, k_repeat in (
+                (keys["orders"], keys["revenue"], keys["active"], keys["repeat"]),
+                _segment_keys(w, segment),
+            ):
+                out[k_orders] += orders[i]
+                if revenue[i]:
+                    out[k_revenue] += revenue[i]
+                out[k_active] += 1
+                if repeat:
+                    out[k_repeat] += 1
+            if member:
+                out[keys["active_members"]] += 1
+        if redeemed[i]:
+            out[keys["points_redeemed"]] += redeemed[i]
+        if redeeming[i]:
+            out[keys["redeeming"]] += 1
+        if enrolled is not None and enrolled >= day - w + 1:
+            out[keys["new_enrollments"]] += 1
     in_s = latest_at_start is not None and latest_at_start > start - t
     in_e = latest is not None and latest > day - t
     if in_s:
         out["churn", "customers_at_start"] += 1
-        out["churn", "value_at_start"] += base
+        if base:
+            out["churn", "value_at_start"] += base
         if not in_e:
             out["churn", "churned"] += 1
-            out["churn", "value_churned"] += base
-    out["churn", "active_at_end"] += in_e
+            if base:
+                out["churn", "value_churned"] += base
+    if in_e:
+        out["churn", "active_at_end"] += 1
     first = h.first_purchase_day
-    out["churn", "new_customers"] += first is not None and start < first <= day
+    if first is not None and start < first <= day:
+        out["churn", "new_customers"] += 1
     was_active = latest_before is not None and latest_before > day - 1 - t
-    out["churn", "churned_on_day"] += was_active and not in_e
-    out["program", "members_total"] += member
-    out["program", "control_total"] += segment == "control"
-    out["program", "outstanding_points"] += points
+    if was_active and not in_e:
+        out["churn", "churned_on_day"] += 1
+    if member:
+        out["program", "members_total"] += 1
+    elif segment == "control":
+        out["program", "control_total"] += 1
+    if points:
+        out["program", "outstanding_points"] += points
     return out
