@@ -47,6 +47,7 @@ class PartitionState:
         floor_refresh: int = FLOOR_REFRESH,
         params: KpiParams | None = None,
         closed_day: int | None = None,
+        preview_min_tracked: int = 1000,
     ) -> None:
         self.partition = partition
         self.params = params or KpiParams()
@@ -62,7 +63,8 @@ class PartitionState:
         # The stream's final day as last given; days up to it are late even while
         # this partition is still closing them (a bounded number per call).
         self.final_day: int | None = closed_day
-        self._preview = PreviewCache()
+        self._preview_min_tracked = preview_min_tracked
+        self._preview = PreviewCache(preview_min_tracked)
         self.duplicates = 0
         self._floor = NO_FLOOR
         self._floor_refresh = floor_refresh
@@ -200,7 +202,7 @@ class PartitionState:
         self.customers = dict(customers)
         self.ledgers = dict(ledgers)
         self.totals = Totals.of_customers(self.customers.values())
-        self._preview = PreviewCache()
+        self._preview = PreviewCache(self._preview_min_tracked)
         days = (min(s.history.days(), default=None) for s in self.customers.values())
         self.first_day = min((d for d in days if d is not None), default=None)
         if meta is not None:
@@ -216,29 +218,41 @@ class PreviewCache:
 
     Before a customer's history changes for the first time since the last
     preview, its contribution as of the preview day is set aside; the next
-    preview swaps it for the new one. When most customers changed (a fast
-    replay), tracking stops and the next preview is computed in full.
+    preview swaps it for the new one. When more customers change between two
+    previews than ``max(min_tracked, customers / 4)`` (a fast replay), the next
+    preview is computed in full, and so are the following ones, without setting
+    anything aside, until a cycle changes fewer customers than that again.
     """
 
-    def __init__(self) -> None:
-        self.day: int | None = None
+    def __init__(self, min_tracked: int = 1000) -> None:
+        self.day: int | None = None  # None: the next preview is computed in full
         self.totals: Terms = {}
         self.before: dict[str, Terms] = {}
+        self.min_tracked = min_tracked
+        self.tracking = True
+        self.untracked: set[str] = set()  # changed since the last preview, not tracked
+        self._limit = min_tracked
 
     def before_change(
         self, customer: str, history: CustomerHistory, params: KpiParams, customers: int
     ) -> None:
-        if self.day is None or customer in self.before:
+        self._limit = max(self.min_tracked, customers // 4)
+        if self.day is None or not self.tracking:
+            self.untracked.add(customer)
             return
-        if len(self.before) >= max(1000, customers // 4):
-            self.day, self.totals, self.before = None, {}, {}  # cheaper to start over
+        if customer in self.before:
+            return
+        if len(self.before) >= self._limit:  # cheaper to start over
+            self.untracked.update(self.before)
+            self.untracked.add(customer)
+            self.day, self.totals, self.before = None, {}, {}
             return
         self.before[customer] = contribution(history, self.day, params)
 
     def terms(self, day: int, kpi: KpiPartition) -> Terms:
         """Totals as of ``day`` over the histories ``kpi`` holds (every customer's)."""
         params, histories = kpi.params, kpi.customers
-        if self.day is None or day < self.day:
+        if self.day is None or day < self.day or not self.tracking:
             self.totals = merge(contribution(h, day, params) for h in histories.values())
         else:
             changed = self.before.keys() | kpi.touched_between(self.day, day)
@@ -250,5 +264,8 @@ class PreviewCache:
                 add_terms(totals, old, -1)
                 add_terms(totals, contribution(histories[customer], day, params), +1)
             self.totals = totals
-        self.day, self.before = day, {}
+        # Track the next cycle only if this one changed few enough customers.
+        self.tracking = len(self.untracked) + len(self.before) < self._limit
+        self.day = day
+        self.before, self.untracked = {}, set()
         return {k: v for k, v in self.totals.items() if v}
