@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -75,6 +75,25 @@ def rule_of(settings: Settings) -> SpikeRule:
     )
 
 
+def rule_json(rule: SpikeRule) -> dict[str, Any]:
+    return {
+        "baseline_days": rule.baseline_days,
+        "min_days": rule.min_days,
+        "factor": float(rule.factor),
+        "min_churned": rule.min_churned,
+    }
+
+
+def churn_by_day(documents: Iterable[Mapping[str, Any]]) -> dict[int, DayChurn]:
+    """The churn counts of final-day KPI documents (spec §5), by day."""
+    return {
+        from_date_iso(doc["as_of"]): DayChurn(
+            int(doc["churn"]["churned"]), int(doc["churn"]["customers_at_start"])
+        )
+        for doc in documents
+    }
+
+
 def _ratio(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -93,12 +112,7 @@ def alert_event(change: AlertChange, rule: SpikeRule, detected_ms: int) -> dict[
         "threshold": _ratio(verdict.threshold),
         "churned": verdict.churn.churned,
         "customers_at_start": verdict.churn.customers_at_start,
-        "rule": {
-            "baseline_days": rule.baseline_days,
-            "min_days": rule.min_days,
-            "factor": float(rule.factor),
-            "min_churned": rule.min_churned,
-        },
+        "rule": rule_json(rule),
         "detected_at": iso_ms(detected_ms),
     }
 
@@ -202,7 +216,7 @@ class SpikeMonitor:
         last = min(merged_through, first + MAX_DAYS_PER_CHECK - 1)
         if first > last:
             return
-        churn = await self._churn(first - self.rule.baseline_days, last)
+        churn = churn_by_day(await self.store.history(first - self.rule.baseline_days, last))
         for day in range(first, last + 1):
             verdict = judge(day, churn, self.rule)
             open_since, change = step(open_since, verdict)
@@ -220,11 +234,3 @@ class SpikeMonitor:
                     verdict.baseline or 0,
                 )
             checked = day
-
-    async def _churn(self, first: int, last: int) -> dict[int, DayChurn]:
-        out: dict[int, DayChurn] = {}
-        for doc in await self.store.history(first, last):
-            churn = doc["churn"]
-            day = from_date_iso(doc["as_of"])
-            out[day] = DayChurn(int(churn["churned"]), int(churn["customers_at_start"]))
-        return out

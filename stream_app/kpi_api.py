@@ -30,6 +30,10 @@ def error(status: int, message: str) -> Response:
     return status, {"error": message, "status": status}
 
 
+def redis_unreachable(exc: Exception) -> str:
+    return f"the serving store (Redis) is unreachable: {exc}"
+
+
 def parse_day(name: str, text: str) -> int | Response:
     try:
         return from_date(date.fromisoformat(text))

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from stream_app.kpi.days import from_date
+from stream_app.kpi.days import to_date
+from stream_app.serving import from_date_iso
 
 SECONDS_PER_YEAR = 365 * 86_400
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,7 +88,7 @@ class Scrape:
 
 def day_start_seconds(day: int, zone: Any) -> float:
     """00:00 of business ``day`` in ``zone`` (None: UTC), as epoch seconds."""
-    d = date.fromordinal(day + date(1970, 1, 1).toordinal())
+    d = to_date(day)
     return datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() if zone else day * 86_400.0
 
 
@@ -181,7 +182,7 @@ class ScrapeCollector:
         yield _gauge(
             "loyalty_kpi_as_of_timestamp_seconds",
             "Start of the business day the KPIs are as of",
-            day_start_seconds(from_date(date.fromisoformat(doc["as_of"])), self.zone),
+            day_start_seconds(from_date_iso(doc["as_of"]), self.zone),
         )
         windows = doc["windows"]
         for name, key, help_ in WINDOW_GAUGES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -97,7 +98,7 @@ async def pipeline_json(runtime: Runtime) -> dict[str, Any]:
     try:
         finals = await runtime.store.final_days()
     except (RedisError, OSError) as exc:
-        redis_error = f"the serving store (Redis) is unreachable: {exc}"
+        redis_error = kpi_api.redis_unreachable(exc)
     lag = consumer_lag(runtime)
     outcomes: dict[str, int] = {}
     for (_, outcome), n in sorted(metrics.events.items()):
@@ -145,7 +146,7 @@ async def answer(
     try:
         status, body = await handler(runtime.store, dict(request.query))
     except (RedisError, OSError) as exc:
-        status, body = kpi_api.error(503, f"the serving store (Redis) is unreachable: {exc}")
+        status, body = kpi_api.error(503, kpi_api.redis_unreachable(exc))
     return view.json(body, status=status)
 
 
@@ -161,7 +162,7 @@ async def alerts_json(runtime: Runtime, query: dict[str, str]) -> tuple[int, dic
         recent = await runtime.alerts.recent(MAX_ALERTS)
         state = await runtime.alerts.state()
     except (RedisError, OSError) as exc:
-        return kpi_api.error(503, f"the serving store (Redis) is unreachable: {exc}")
+        return kpi_api.error(503, kpi_api.redis_unreachable(exc))
     open_alert = None
     if state.get("open_since"):
         open_id = f"churn_spike:{to_date(int(state['open_since'])).isoformat()}"
@@ -170,6 +171,7 @@ async def alerts_json(runtime: Runtime, query: dict[str, str]) -> tuple[int, dic
     return 200, {"open": open_alert, "alerts": recent[: int(raw)]}
 
 
+@functools.cache
 def _version() -> str:
     try:
         return package_version("loyalty-pulse")

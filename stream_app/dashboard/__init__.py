@@ -19,10 +19,9 @@ import orjson
 from faust.web import Request, Response, View
 
 from stream_app import kpi_api
-from stream_app.alerts import rule_of
+from stream_app.alerts import churn_by_day, rule_json, rule_of
 from stream_app.kpi.days import to_date
-from stream_app.kpi.spike import DayChurn, SpikeRule, judge
-from stream_app.serving import from_date_iso
+from stream_app.kpi.spike import SpikeRule, judge
 from stream_app.web import answer
 
 if TYPE_CHECKING:
@@ -64,19 +63,13 @@ def load_assets() -> dict[str, Asset]:
 
 def page_config(settings: Settings) -> dict[str, Any]:
     """What the page needs to know that no JSON endpoint says."""
-    rule = rule_of(settings)
     return {
         "locale": settings.dashboard_locale,
         "currency": settings.currency,
         "windows": [f"{w}d" for w in settings.windows_days],
         "churn_period_days": settings.churn_period_days,
         "refresh_seconds": REFRESH_SECONDS,
-        "spike_rule": {
-            "baseline_days": rule.baseline_days,
-            "min_days": rule.min_days,
-            "factor": float(rule.factor),
-            "min_churned": rule.min_churned,
-        },
+        "spike_rule": rule_json(rule_of(settings)),
     }
 
 
@@ -117,12 +110,7 @@ async def churn_baseline(
         return last
     if last < first or last - first > kpi_api.MAX_HISTORY_DAYS:
         return kpi_api.error(400, f"need from <= to, at most {kpi_api.MAX_HISTORY_DAYS} days apart")
-    churn = {
-        from_date_iso(doc["as_of"]): DayChurn(
-            int(doc["churn"]["churned"]), int(doc["churn"]["customers_at_start"])
-        )
-        for doc in await store.history(first - rule.baseline_days, last)
-    }
+    churn = churn_by_day(await store.history(first - rule.baseline_days, last))
     out: dict[str, list[Any]] = {key: [] for key in empty}
     for day in sorted(d for d in churn if first <= d <= last):
         verdict = judge(day, churn, rule)

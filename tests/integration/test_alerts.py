@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
 
 from stream_app.alerts import AlertStore, SpikeMonitor
@@ -19,6 +18,7 @@ from stream_app.kpi.days import from_date, to_date
 from stream_app.serving import ServingStore
 from tests.integration.conftest import Cluster, WorkerHandle, new_settings
 from tests.integration.kafka_io import produce, read_all
+from tests.integration.test_pipeline import to_records
 
 # Checked offline with the KPI engine: 1,500 customers over 350 days with a spike
 # 150 days before the end give one spike ~90 days later (when the lost customers
@@ -50,12 +50,7 @@ def simulate_spike(tmp: Path) -> list[bytes]:
 
 def feed_spike(cluster: Cluster) -> WorkerHandle:
     """The simulated spike on the input topics, then a worker to read it."""
-    topics = cluster.settings.topics
-    records = []
-    for raw in simulate_spike(cluster.tmp):
-        event = orjson.loads(raw)
-        records.append((topics[event["type"]], event["customer_id"].encode(), raw))
-    asyncio.run(produce(cluster.settings, records))
+    asyncio.run(produce(cluster.settings, to_records(cluster, simulate_spike(cluster.tmp))))
     return cluster.start_worker(spike_min_churned=str(MIN_CHURNED))
 
 
