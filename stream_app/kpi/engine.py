@@ -6,6 +6,11 @@ between D-1 and D: those with an event on a day D - b, b in params.boundaries
 (a window edge, the churn look-back, ...). For them the delta is
 contribution(D) - contribution(D-1), both computed from the current history:
 days up to D-1 are closed, so later events cannot have changed them.
+
+Closing also prunes: days older than any view of an open day can look at are
+forgotten, by the histories and by the boundary index alike. A question about
+an older day (who changed since a preview taken many closes ago) is then
+answered "unknown", never with a partial set.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class KpiPartition:
         self.customers: dict[str, CustomerHistory] = {}
         self.by_day: dict[int, set[str]] = defaultdict(set)
         self.closed_day = closed_day
+        # Days before this are gone from the histories and from ``by_day``.
+        self.pruned_before: int | None = None
         self.totals: Terms = defaultdict(int)
         # customer -> contribution as of closed_day, for those the last close touched
         self._closed_contributions: dict[str, Terms] = {}
@@ -68,13 +75,23 @@ class KpiPartition:
         self._prune(day)
         return dict(self.totals)
 
-    def touched_between(self, after: int, through: int) -> set[str]:
+    def touched_between(self, after: int, through: int) -> set[str] | None:
         """Customers whose contribution can differ between as of ``after`` and as of
-        ``through`` without a new event of theirs."""
+        ``through`` without a new event of theirs; None when that cannot be told any
+        more because days it depends on were pruned (recompute in full instead)."""
+        if not self.remembers(after):
+            return None
         touched: set[str] = set()
         for d in range(after + 1, through + 1):
             touched |= self._touched(d)
         return touched
+
+    def remembers(self, day: int) -> bool:
+        """Whether contributions as of ``day``, and whose contribution changes on the
+        days after it, can still be computed: each looks back at most
+        max(boundaries) days, and pruning may have taken older ones."""
+        oldest_needed = day + 1 - max(self.params.boundaries)
+        return self.pruned_before is None or oldest_needed >= self.pruned_before
 
     def _touched(self, day: int) -> set[str]:
         touched: set[str] = set()
@@ -84,6 +101,7 @@ class KpiPartition:
 
     def _prune(self, day: int) -> None:
         horizon = day - self.params.history_days
+        self.pruned_before = horizon
         for old in [d for d in self.by_day if d < horizon]:
             for customer in self.by_day.pop(old):
                 history = self.customers[customer]
@@ -99,6 +117,8 @@ class KpiPartition:
     ) -> KpiPartition:
         """Rebuild from stored histories: totals are recomputed as of ``closed_day``."""
         part = cls(params, closed_day)
+        if closed_day is not None:  # stored histories were pruned up to this close at most
+            part.pruned_before = closed_day - params.history_days
         for customer, history in histories:
             part.customers[customer] = history
             for day in history.days():

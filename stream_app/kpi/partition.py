@@ -222,6 +222,11 @@ class PreviewCache:
     previews than ``max(min_tracked, customers / 4)`` (a fast replay), the next
     preview is computed in full, and so are the following ones, without setting
     anything aside, until a cycle changes fewer customers than that again.
+    A preview is also computed in full when closes since the last one pruned
+    days that the step from its day to the new one would need (a replay closes
+    many days between two throttled previews): the engine then cannot tell who
+    changed, and a partial answer would leave customers counted in windows they
+    have left.
     """
 
     def __init__(self, min_tracked: int = 1000) -> None:
@@ -251,16 +256,18 @@ class PreviewCache:
 
     def terms(self, day: int, kpi: KpiPartition) -> Terms:
         """Totals as of ``day`` over the histories ``kpi`` holds (every customer's)."""
-        params, histories = kpi.params, kpi.customers
-        if self.day is None or day < self.day or not self.tracking:
+        params, histories, since = kpi.params, kpi.customers, self.day
+        moved = None
+        if since is not None and day >= since and self.tracking:
+            moved = kpi.touched_between(since, day)  # None: pruned since the last preview
+        if since is None or moved is None:
             self.totals = merge(contribution(h, day, params) for h in histories.values())
         else:
-            changed = self.before.keys() | kpi.touched_between(self.day, day)
             totals: Terms = defaultdict(int, self.totals)
-            for customer in changed:
+            for customer in self.before.keys() | moved:
                 old = self.before.get(customer)
                 if old is None:
-                    old = contribution(histories[customer], self.day, params)
+                    old = contribution(histories[customer], since, params)
                 add_terms(totals, old, -1)
                 add_terms(totals, contribution(histories[customer], day, params), +1)
             self.totals = totals

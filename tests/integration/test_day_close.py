@@ -217,6 +217,17 @@ def check_against_reference(
         assert_same(doc, ref.kpis_as_of(events, to_date(day), params), f"day {to_date(day)}")
 
 
+def check_open_day(
+    settings: Settings, current: dict[str, Any] | None, events: list[Event], day: int
+) -> None:
+    """The current document, once the stream is quiet: the open ``day`` as of every
+    event applied."""
+    assert current is not None and current.pop("final") is False and current.pop("watermark")
+    assert current["as_of"] == to_date(day).isoformat()
+    want = ref.kpis_as_of(events, to_date(day), reference_params(settings.kpi_params))
+    assert_same(current, want, f"open day {to_date(day)}")
+
+
 def event_days(lines: list[dict[str, object]]) -> tuple[int, int]:
     days = [event_time_ms(e) // 86_400_000 for e in lines]
     return min(days), max(days)
@@ -244,9 +255,7 @@ async def test_two_workers_serve_the_reference_kpis_of_every_final_day(
     assert sorted(docs) == list(range(min(docs), max(docs) + 1))  # no gaps
     assert sum(w.pipeline.rejected().get("late", 0) for w in workers) == 0
     check_against_reference(settings, docs, applied_events(lines))
-    current = await store.current()
-    assert current is not None and current["final"] is False
-    assert current["as_of"] == to_date(last_event_day).isoformat()
+    check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
 
 
 async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
@@ -263,6 +272,8 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     ]
     await run(pair, rng, clock, crash_at=len(lines) // 2)
     with_crash = await final_documents(store)
+    _, last_event_day = event_days(lines)
+    check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
     await store.r.delete(*[k async for k in store.r.scan_iter(match=store.prefix + "*")])
 
     dead = ServingStore.connect(f"redis://127.0.0.1:{free_port()}/0", "x", 400)
@@ -279,6 +290,7 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     await run([single], rng, clock)
     alone = await final_documents(store)
     await dead.close()
+    check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
 
     # The history starts at the first event's day, whenever the first close came.
     first_day, _ = event_days(lines)

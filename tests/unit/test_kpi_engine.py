@@ -58,9 +58,9 @@ params_strategy = st.sampled_from(
 
 
 @st.composite
-def events(draw: st.DrawFn, span_days: int) -> list[Event]:
+def events(draw: st.DrawFn, span_days: int, max_events: int = 45) -> list[Event]:
     out: list[Event] = []
-    for n in range(draw(st.integers(0, 45))):
+    for n in range(draw(st.integers(0, max_events))):
         customer = f"c{draw(st.integers(0, 7))}"
         when = (BASE_DAY + draw(st.integers(0, span_days))) * DAY_MS + draw(
             st.integers(0, DAY_MS - 1)
