@@ -1,1 +1,2 @@
-"""Thin Faust agents: they move records between the broker and the pipeline."""
+"""What the worker runs on the broker's records: ``ingest.BatchIngest`` takes every
+poll batch of the input and rerouted topics (stream_app/worker.py wires it)."""

@@ -1,10 +1,12 @@
-"""The ingest path: each poll batch through the pipeline, outcomes carried out.
+"""Where records enter: each poll batch through the pipeline, outcomes carried out.
 
-The pipeline runs synchronously over the whole batch; then every touched key
-gets one changelog record, dead letters and forwards are handed to the
-producer with them, and the batch waits until all of it is on the broker
-(tables/writer.py). Offsets are committed only for acked batches, after
-Faust flushes the producer, so a committed offset always has its writes.
+The broker adapter (stream_app/faust_adapter.py) hands every poll batch of
+the input and rerouted topics to ``BatchIngest.handle``. The pipeline runs
+synchronously over the whole batch; then every touched key gets one changelog
+record, dead letters and forwards are handed to the producer with them, and
+the batch waits until all of it is on the broker (``ChangelogWriter.settle``).
+Offsets are committed only for acked batches, after Faust flushes the
+producer, so a committed offset always has its writes.
 
 One lock orders what reaches the broker: a batch's writes, the watermark
 markers (behind the forwards they describe) and the day close's partition
@@ -16,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-import faust
-from faust.types import Message
-
+from stream_app.keys import MetaKey, ledger_partition
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
@@ -30,15 +32,31 @@ from stream_app.pipeline import (
     Duplicate,
     Forward,
     Pipeline,
-    ledger_partition,
+    RecordLike,
     partition_for,
 )
 from stream_app.settings import Settings
-from stream_app.transport import RewindingTransport
-from tables.state import StateTables, meta_key
-from tables.writer import TableWriter
+from tables.state import StateTables
 
 MARK_INTERVAL_SECONDS = 0.5  # how stale another partition's view of a watermark may be
+
+
+class Writer(Protocol):
+    """Table writes and sends that reach the broker together at ``settle``
+    (stream_app/faust_adapter.py ``ChangelogWriter``; stream_app/testing.py)."""
+
+    def put(self, table: Any, partition: int, key: Any, value: Any) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
+
+    async def settle(self) -> None: ...
 
 
 class BatchIngest:
@@ -47,7 +65,7 @@ class BatchIngest:
         settings: Settings,
         pipeline: Pipeline,
         tables: StateTables,
-        writer: TableWriter,
+        writer: Writer,
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -60,7 +78,7 @@ class BatchIngest:
         self.topics = frozenset({*settings.topics.values(), settings.topic_rerouted})
         self.lock = asyncio.Lock()
 
-    async def handle(self, messages: list[Message]) -> None:
+    async def handle(self, messages: Sequence[RecordLike]) -> None:
         read_at = time.perf_counter()
         async with self.lock:
             customers: dict[str, CustomerState] = {}
@@ -120,43 +138,9 @@ class BatchIngest:
             await self.writer.settle()
 
     async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
-        """The caller holds ``lock``: the meta goes behind the customer records."""
-        self.writer.put(self.tables.customers, partition, meta_key(partition), meta)
+        """The caller holds ``lock``: the meta goes to the customers' changelog
+        partition behind every customer record written before it (``MetaKey``)."""
+        self.writer.put(self.tables.customers, partition, MetaKey(partition), meta)
 
     async def flush(self) -> None:
         await self.writer.settle()
-
-
-def register_ingest(
-    app: faust.App,
-    settings: Settings,
-    pipeline: Pipeline,
-    tables: StateTables,
-    end_markers: bool,
-    metrics: WorkerMetrics,
-) -> BatchIngest:
-    writer = TableWriter(app, end_markers)
-    ingest = BatchIngest(settings, pipeline, tables, writer, metrics)
-    transport = app.transport
-    if not isinstance(transport, RewindingTransport):
-        raise TypeError("the app must use stream_app.transport.RewindingTransport")
-    transport.batch_handler = ingest
-    inputs = app.topic(
-        *settings.topics.values(),
-        settings.topic_rerouted,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    @app.timer(MARK_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
-    async def send_markers() -> None:
-        await ingest.send_markers()
-
-    # Subscribes the topics; the consumer hands their records to ``ingest`` in
-    # batches, so this agent only sees a record if that path is not installed.
-    @app.agent(inputs, name="ingest")
-    async def per_event(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await ingest.handle([event.message])
-
-    return ingest

@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Any, Protocol
 
-from stream_app.kpi.days import from_date
+from stream_app.alerts import churn_by_day
+from stream_app.kpi.days import from_date, to_date
+from stream_app.kpi.spike import SpikeRule, judge
 
 Response = tuple[int, dict[str, Any]]
 MAX_HISTORY_DAYS = 3660
@@ -100,3 +102,37 @@ def _series(docs: list[dict[str, Any]], fields: list[str]) -> Response:
                     continue
                 return error(400, f"unknown field {field!r}; use dotted paths of /kpis")
     return 200, {"days": [d["as_of"] for d in docs], "series": series}
+
+
+async def churn_baseline(store: KpiSource, rule: SpikeRule, query: Mapping[str, str]) -> Response:
+    """GET /kpis/churn-baseline?from=&to=: each kept final day's churn rate with the
+    detector's baseline, threshold and verdict (the rule of spec §3.5)."""
+    kept = await store.kept_days()
+    empty: dict[str, list[Any]] = {
+        "days": [],
+        "churn_rate": [],
+        "baseline": [],
+        "threshold": [],
+        "spike": [],
+    }
+    if not kept:
+        return 200, empty
+    first = parse_day("from", query["from"]) if "from" in query else kept[-1] - 89
+    last = parse_day("to", query["to"]) if "to" in query else kept[-1]
+    if not isinstance(first, int):
+        return first
+    if not isinstance(last, int):
+        return last
+    if last < first or last - first > MAX_HISTORY_DAYS:
+        return error(400, f"need from <= to, at most {MAX_HISTORY_DAYS} days apart")
+    churn = churn_by_day(await store.history(first - rule.baseline_days, last))
+    out: dict[str, list[Any]] = {key: [] for key in empty}
+    for day in sorted(d for d in churn if first <= d <= last):
+        verdict = judge(day, churn, rule)
+        rate = verdict.churn.rate
+        out["days"].append(to_date(day).isoformat())
+        out["churn_rate"].append(None if rate is None else float(rate))
+        out["baseline"].append(None if verdict.baseline is None else float(verdict.baseline))
+        out["threshold"].append(None if verdict.threshold is None else float(verdict.threshold))
+        out["spike"].append(verdict.spike)
+    return 200, out

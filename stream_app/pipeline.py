@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 from aiokafka.partitioner import murmur2
 
+from stream_app import keys
 from stream_app.contract import (
     Event,
     EventType,
@@ -20,6 +21,7 @@ from stream_app.contract import (
     dead_letter_record,
     decode,
 )
+from stream_app.keys import MARK_HEADER, SOURCE_HEADER, TYPE_HEADER, source_name
 from stream_app.kpi.contribution import Terms
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
@@ -28,11 +30,6 @@ from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
 from stream_app.settings import Settings
-
-TYPE_HEADER = "lp-type"
-MARK_HEADER = "lp-mark"  # a watermark marker on the rerouted topic: "topic/partition@ms"
-LATE_PREFIX = "late|"  # rejection-ledger source of late events: "late|topic/partition"
-SOURCE_HEADER = "lp-source"
 
 
 @dataclass(slots=True)
@@ -61,10 +58,10 @@ class Duplicate:
 @dataclass(slots=True)
 class DeadLettered:
     reason: str
-    ledger_key: str  # "<source topic>:<partition>" — the rejection table key
+    ledger_key: str  # the rejection table key (stream_app/keys.py)
     ledger: RejectionLedger | None  # None: this offset was counted before a crash
     dead_letter: bytes
-    dead_letter_key: bytes  # "<topic>:<partition>:<offset>": replays share a key
+    dead_letter_key: bytes  # replays of a record share it (stream_app/keys.py)
     event_type: str = "unknown"  # when the topic or a header tells it
 
 
@@ -110,12 +107,6 @@ def _key_hash(customer_id: str) -> int:
     return int(murmur2(customer_id.encode()) & 0x7FFFFFFF)
 
 
-@functools.cache
-def source_name(topic: str, partition: int) -> str:
-    """An input partition as watermarks and replay guards name it: "topic/partition"."""
-    return f"{topic}/{partition}"
-
-
 class RecordLike(Protocol):
     """A consumed record: ``Record``, or a Faust message as the consumer hands it
     over (its headers a sequence of (name, value) pairs, a mapping, or None)."""
@@ -149,32 +140,21 @@ def _origin(record: RecordLike) -> tuple[str, int]:
     """Where a record was first read: ("topic/partition", offset)."""
     for name, value in _header_items(record):
         if name == SOURCE_HEADER:
-            where, _, offset = _text(value).rpartition("@")
-            if offset.isdigit():
-                return where, int(offset)
+            origin = keys.parse_origin(_text(value))
+            if origin is not None:
+                return origin
     return source_name(record.topic, record.partition), record.offset
 
 
 def _marker(record: RecordLike) -> tuple[str, int] | None:
     for name, value in _header_items(record):
         if name == MARK_HEADER:
-            source, _, mark = _text(value).rpartition("@")
-            if source and mark.lstrip("-").isdigit():
-                return source, int(mark)
+            return keys.parse_marker(_text(value))
     return None
 
 
 def _nothing_stored(numbers: Iterable[int]) -> dict[int, PartitionContent]:
     return {n: PartitionContent() for n in numbers}
-
-
-def ledger_key(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"
-
-
-def ledger_partition(key: str) -> int:
-    """The partition a ledger key lives in (its source, then ":<partition>")."""
-    return int(key.rpartition(":")[2])
 
 
 class Pipeline:
@@ -268,13 +248,13 @@ class Pipeline:
         records forwarded so far, each arrives behind them."""
         out: list[Forward] = []
         for source in sorted(self._unmarked):
-            read_from = int(source.rpartition("/")[2])
+            read_from = keys.source_partition(source)
             if read_from not in self.partitions:  # no longer ours: its new owner marks it
                 continue
             mark = self.partitions[read_from].watermarks.marks.get(source)
             if mark is None:
                 continue
-            header = ((MARK_HEADER, f"{source}@{mark}".encode()),)
+            header = ((MARK_HEADER, keys.marker_header(source, mark)),)
             out.extend(
                 Forward(p, b"", b"", header) for p in range(self.partition_count) if p != read_from
             )
@@ -299,7 +279,7 @@ class Pipeline:
         return Rejected("unknown_type", f"no event type for topic {record.topic!r}")
 
     def _forward(self, record: RecordLike, event: Event, owner: int) -> Forward:
-        source = f"{record.topic}/{record.partition}@{record.offset}".encode()
+        source = keys.origin_header(record.topic, record.partition, record.offset)
         headers = ((TYPE_HEADER, event.type.value.encode()), (SOURCE_HEADER, source))
         value = cast(bytes, record.value)  # it decoded, so it is not a tombstone
         return Forward(owner, event.customer_id.encode(), value, headers)
@@ -322,8 +302,8 @@ class Pipeline:
         part = self.partition(record.partition)
         ledger = part.reject(record.topic, record.offset, rejected.reason)
         payload = self._letter(record, rejected, now)
-        key = ledger_key(record.topic, record.partition)
-        origin = f"{key}:{record.offset}".encode()
+        key = keys.ledger_key(record.topic, record.partition)
+        origin = keys.dead_letter_key(record.topic, record.partition, record.offset)
         return DeadLettered(rejected.reason, key, ledger, payload, origin, event_type)
 
     def _late(
@@ -338,7 +318,7 @@ class Pipeline:
     ) -> DeadLettered:
         """Counted once per origin offset, in a ledger of the owner partition:
         a forwarded record forwarded again after a crash keeps its origin."""
-        ledger_source = f"{LATE_PREFIX}{source}"
+        ledger_source = keys.late_ledger_source(source)
         ledger = self.partition(owner).reject(ledger_source, offset, "late")
         rejected = Rejected(
             "late",
@@ -346,8 +326,8 @@ class Pipeline:
             f"{to_date(late.last_final)}, allowed lateness {self.settings.lateness_days} days)",
         )
         payload = self._letter(record, rejected, now)
-        origin = f"{source}@{offset}".encode()
-        key = ledger_key(ledger_source, owner)
+        origin = keys.late_dead_letter_key(source, offset)
+        key = keys.ledger_key(ledger_source, owner)
         return DeadLettered("late", key, ledger, payload, origin, event_type)
 
     def close_through(

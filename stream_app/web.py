@@ -1,28 +1,31 @@
-"""HTTP views of a worker: totals, health and alerts as JSON; Prometheus metrics."""
+"""HTTP views of a worker: KPIs, totals, health and alerts as JSON, Prometheus
+metrics and the dashboard. They read only ``runtime.Views``; the response
+bodies are built by plain functions (here and in kpi_api.py)."""
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import faust
 from faust.web import Request, Response, View
 from redis.exceptions import RedisError
 
-from stream_app import kpi_api
+from stream_app import dashboard, kpi_api
+from stream_app.alerts import rule_of
 from stream_app.currency import to_major
 from stream_app.kpi.days import to_date
 from stream_app.metrics import HEADERS, Scrape, exposition
+from stream_app.runtime import Views
 from stream_app.timefmt import iso_ms
 
-if TYPE_CHECKING:
-    from stream_app.app import Runtime
 
-
-def totals_json(runtime: Runtime) -> dict[str, Any]:
-    pipeline, currency = runtime.pipeline, runtime.settings.currency
+def totals_json(views: Views) -> dict[str, Any]:
+    pipeline, currency = views.worker.pipeline, views.settings.currency
     totals = pipeline.totals()
     rejected = pipeline.rejected()
     marks = [p.watermark_ms for p in pipeline.partitions.values() if p.watermark_ms is not None]
@@ -41,40 +44,38 @@ def totals_json(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def register_views(runtime: Runtime) -> None:
-    app = runtime.app
-
+def register_views(app: faust.App, views: Views) -> None:
     @app.page("/totals")
     class Totals(View):
         async def get(self, request: Request) -> Response:
-            return self.json(totals_json(runtime))
+            return self.json(totals_json(views))
 
     @app.page("/kpis")
     class Kpis(View):
         async def get(self, request: Request) -> Response:
-            return await answer(self, kpi_api.kpis, runtime, request)
+            return await answer(self, kpi_api.kpis, views, request)
 
     @app.page("/kpis/history")
     class KpiHistory(View):
         async def get(self, request: Request) -> Response:
-            return await answer(self, kpi_api.history, runtime, request)
+            return await answer(self, kpi_api.history, views, request)
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            body = exposition(await gather_scrape(runtime), runtime.settings.kpi_params.zone)
+            body = exposition(await gather_scrape(views), views.settings.kpi_params.zone)
             return self.bytes(body, headers=dict(HEADERS))
 
     @app.page("/alerts")
     class Alerts(View):
         async def get(self, request: Request) -> Response:
-            status, body = await alerts_json(runtime, dict(request.query))
+            status, body = await alerts_json(views, dict(request.query))
             return self.json(body, status=status)
 
     @app.page("/pipeline")
     class PipelineHealth(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await pipeline_json(runtime))
+            return self.json(await pipeline_json(views))
 
     @app.page("/healthz")
     class Health(View):
@@ -84,31 +85,70 @@ def register_views(runtime: Runtime) -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            status, body = readiness_json(runtime)
+            status, body = readiness_json(views)
             return self.json(body, status=status)
 
+    register_dashboard(app, views)
 
-async def pipeline_json(runtime: Runtime) -> dict[str, Any]:
+
+def register_dashboard(app: faust.App, views: Views) -> None:
+    """The page at ``/``, its assets (stream_app/dashboard) and the churn baseline."""
+    assets = dashboard.load_assets()
+    page = dashboard.render_index(
+        dashboard.read_static("index.html").decode(), dashboard.page_config(views.settings), assets
+    )
+    rule = rule_of(views.settings)
+
+    @app.page("/")
+    class Index(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(page, headers=dict(dashboard.NO_CACHE))
+
+    for path, asset in assets.items():
+        app.page(path, name=f"dashboard{path.replace('/', '_')}")(_asset_view(asset))
+
+    async def churn_baseline(
+        store: kpi_api.KpiSource, query: Mapping[str, str]
+    ) -> kpi_api.Response:
+        return await kpi_api.churn_baseline(store, rule, query)
+
+    @app.page("/kpis/churn-baseline")
+    class ChurnBaseline(View):
+        async def get(self, request: Request) -> Response:
+            return await answer(self, churn_baseline, views, request)
+
+
+def _asset_view(asset: dashboard.Asset) -> type[View]:
+    class AssetView(View):
+        async def get(self, request: Request) -> Response:
+            headers = {"Content-Type": asset.content_type, **dashboard.CACHE_FOREVER}
+            return self.bytes(asset.body, headers=headers)
+
+    return AssetView
+
+
+async def pipeline_json(views: Views) -> dict[str, Any]:
     """This worker's pipeline health for the dashboard: watermark, final day, lag,
     cumulative events by outcome (the page takes rates between two answers, by
     ``server_time_ms``) and rejections by reason."""
     now_ms = int(time.time() * 1000)
-    status, metrics = runtime.closer.status, runtime.metrics
+    worker = views.worker
+    status, metrics = worker.closer, worker.metrics
     finals, redis_error = None, None
     try:
-        finals = await runtime.store.final_days()
+        finals = await views.store.final_days()
     except (RedisError, OSError) as exc:
         redis_error = kpi_api.redis_unreachable(exc)
-    lag = consumer_lag(runtime)
+    lag = worker.lag()
     outcomes: dict[str, int] = {}
     for (_, outcome), n in sorted(metrics.events.items()):
         outcomes[outcome] = outcomes.get(outcome, 0) + n
-    rejected = runtime.pipeline.rejected()
+    rejected = worker.pipeline.rejected()
     mark = status.watermark_ms
     return {
         "server_time_ms": now_ms,
-        "ready": runtime.readiness.recovered,
-        "partitions": sorted(runtime.pipeline.partitions),
+        "ready": worker.readiness.recovered,
+        "partitions": sorted(worker.pipeline.partitions),
         "watermark": iso_ms(mark),
         "watermark_delay_s": None if mark is None else max(0.0, (now_ms - mark) / 1000),
         "final_day": None if finals is None else to_date(finals[0]).isoformat(),
@@ -127,24 +167,22 @@ async def pipeline_json(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def readiness_json(runtime: Runtime) -> tuple[int, dict[str, Any]]:
+def readiness_json(views: Views) -> tuple[int, dict[str, Any]]:
     """200 once the state of the owned partitions is recovered, 503 before and
     during a rebalance (a load balancer or orchestrator waits on it)."""
-    readiness = runtime.readiness
-    if not readiness.recovered:
+    worker = views.worker
+    if not worker.readiness.recovered:
         return 503, {
             "status": "recovering",
             "error": "state is being recovered from the changelog (startup or rebalance)",
         }
-    return 200, {"status": "ready", "partitions": sorted(runtime.pipeline.partitions)}
+    return 200, {"status": "ready", "partitions": sorted(worker.pipeline.partitions)}
 
 
-async def answer(
-    view: View, handler: kpi_api.Handler, runtime: Runtime, request: Request
-) -> Response:
+async def answer(view: View, handler: kpi_api.Handler, views: Views, request: Request) -> Response:
     """Serve a KPI API handler; an unreachable Redis is a 503 with a JSON message."""
     try:
-        status, body = await handler(runtime.store, dict(request.query))
+        status, body = await handler(views.store, dict(request.query))
     except (RedisError, OSError) as exc:
         status, body = kpi_api.error(503, kpi_api.redis_unreachable(exc))
     return view.json(body, status=status)
@@ -153,14 +191,14 @@ async def answer(
 MAX_ALERTS = 200
 
 
-async def alerts_json(runtime: Runtime, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+async def alerts_json(views: Views, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """Recent churn-spike alert events, newest first, and the open one (or null)."""
     raw = query.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_ALERTS:
         return kpi_api.error(400, f"limit must be an integer from 1 to {MAX_ALERTS}")
     try:
-        recent = await runtime.alerts.recent(MAX_ALERTS)
-        state = await runtime.alerts.state()
+        recent = await views.alerts.recent(MAX_ALERTS)
+        state = await views.alerts.state()
     except (RedisError, OSError) as exc:
         return kpi_api.error(503, kpi_api.redis_unreachable(exc))
     open_alert = None
@@ -179,58 +217,36 @@ def _version() -> str:
         return "unknown"
 
 
-async def gather_scrape(runtime: Runtime) -> Scrape:
+async def gather_scrape(views: Views) -> Scrape:
     """What /metrics exports now: Redis first (a failure leaves the KPIs out)."""
-    store, metrics = runtime.store, runtime.metrics
+    store, worker = views.store, views.worker
+    metrics = worker.metrics
     kpis: dict[str, Any] | None = None
     spike: dict[str, str] = {}
     published: int | None = None
     finals: tuple[int, int] | None = None
     try:
         kpis = await store.current()
-        spike = await runtime.alerts.state()
+        spike = await views.alerts.state()
         published = await store.current_published_ms()
         finals = await store.final_days()
     except (RedisError, OSError):
         metrics.redis_errors += 1
     now = time.time()
-    status = runtime.closer.status
+    status = worker.closer
     return Scrape(
         metrics=metrics,
         version=_version(),
-        currency=runtime.settings.currency,
+        currency=views.settings.currency,
         kpis=kpis,
         snapshot_age_s=None if published is None else max(0.0, now - published / 1000),
         spike=spike,
-        lag=consumer_lag(runtime),
-        partitions=len(runtime.pipeline.partitions),
-        ready=runtime.readiness.recovered,
+        lag=worker.lag(),
+        partitions=len(worker.pipeline.partitions),
+        ready=worker.readiness.recovered,
         watermark_ms=status.watermark_ms,
         final_day=None if finals is None else finals[0],
         now_s=now,
-        max_channels=runtime.settings.metrics_max_channels,
+        max_channels=views.settings.metrics_max_channels,
         redis_errors=status.redis_errors,
     )
-
-
-def consumer_lag(runtime: Runtime) -> dict[tuple[str, int], int]:
-    """Records not yet read in each owned input partition (high watermark minus the
-    next offset to read), where the consumer knows the high watermark."""
-    app, inputs = runtime.app, set(runtime.settings.topics.values())
-    consumer: Any = app.consumer
-    out: dict[tuple[str, int], int] = {}
-    try:
-        assigned = [tp for tp in app.assignor.assigned_actives() if tp.topic in inputs]
-    except Exception:  # noqa: BLE001 - no assignment yet
-        return out
-    for tp in assigned:
-        try:
-            high = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001, S112 - not started, or the partition just left
-            continue
-        if high is None:
-            continue
-        read = consumer._read_offset.get(tp)
-        position = read + 1 if read is not None else consumer._committed_offset.get(tp) or 0
-        out[tp.topic, tp.partition] = max(0, int(high) - int(position))
-    return out

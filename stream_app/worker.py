@@ -1,4 +1,10 @@
-"""Run one loyalty-pulse worker in the foreground."""
+"""The composition root: ``build`` wires one worker, ``run_worker`` runs it.
+
+Read ``build`` top to bottom for the data path: the broker adapter hands poll
+batches to the batch ingest, which writes the tables through the changelog
+writer; a timer closes days and publishes KPIs to the serving store; the HTTP
+views read that store and this worker's status.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,121 @@ import asyncio
 import fcntl
 import gc
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import faust
 
-from stream_app.app import create_app
+from agents.ingest import MARK_INTERVAL_SECONDS, BatchIngest
+from stream_app.alerts import AlertStore, SpikeMonitor
+from stream_app.app import new_app
 from stream_app.broker import EMBEDDED_CLUSTER_ID
+from stream_app.day_close import CLOSE_INTERVAL_SECONDS, DayCloser
+from stream_app.faust_adapter import FaustBroker
+from stream_app.metrics import WorkerMetrics
+from stream_app.pipeline import Pipeline
+from stream_app.runtime import Readiness, Views, WorkerStatus
+from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
+from stream_app.web import register_views
+from tables.state import StateTables, declare_tables
+
+
+@dataclass(frozen=True)
+class Worker:
+    app: faust.App
+    broker: FaustBroker
+    tables: StateTables
+    pipeline: Pipeline
+    ingest: BatchIngest
+    closer: DayCloser
+    views: Views
+
+
+def build(settings: Settings, end_markers: bool = False) -> Worker:
+    """One worker, wired. ``end_markers``: see ``FaustBroker``."""
+    app = new_app(settings)
+    broker = FaustBroker(app, end_markers)
+    tables = declare_tables(app, settings)
+    pipeline = Pipeline(settings, loader=tables.load)
+    metrics = WorkerMetrics()
+
+    # records enter here: every poll batch of the input and rerouted topics
+    ingest = BatchIngest(settings, pipeline, tables, broker.writer, metrics)
+    broker.consume(ingest)
+    every(app, MARK_INTERVAL_SECONDS, "send_markers", ingest.send_markers)
+
+    # days close on a timer; final days and the open day go to the serving store
+    store = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
+    alerts = AlertStore(store)
+
+    async def send_alert(key: bytes, value: bytes) -> None:
+        await app.producer.send_and_wait(settings.topic_alerts, key, value, None, None, None)
+
+    closer = DayCloser(
+        settings,
+        pipeline,
+        store,
+        ingest.save_meta,
+        ingest.flush,
+        lock=ingest.lock,
+        spikes=SpikeMonitor(settings, alerts),
+        send_alert=send_alert,
+        metrics=metrics,
+    )
+    readiness = Readiness()
+
+    async def close_days() -> None:
+        if readiness.recovered:  # state recovered for the partitions this worker owns
+            await closer.tick()
+
+    every(app, CLOSE_INTERVAL_SECONDS, "close_days", close_days)
+    follow_assignment(app, broker, settings, pipeline, ingest.lock, readiness)
+
+    # the HTTP views read the serving store and this worker's status
+    def lag() -> dict[tuple[str, int], int]:
+        return broker.lag(settings.topics.values())
+
+    status = WorkerStatus(pipeline, closer.status, metrics, readiness, lag)
+    views = Views(settings, store, alerts, status)
+    register_views(app, views)
+    return Worker(app, broker, tables, pipeline, ingest, closer, views)
+
+
+def every(app: faust.App, seconds: float, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    async def timer() -> None:
+        await run()
+
+    app.timer(seconds, name=name)(timer)
+
+
+def follow_assignment(
+    app: faust.App,
+    broker: FaustBroker,
+    settings: Settings,
+    pipeline: Pipeline,
+    lock: asyncio.Lock,
+    readiness: Readiness,
+) -> None:
+    """The pipeline owns exactly the partitions this worker is assigned. The
+    ingest lock: a batch in flight, the markers and a day close's metas finish
+    before the partitions change hands."""
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _on_recovered(sender: Any, **kwargs: Any) -> None:
+        # Tables are recovered and streams not yet resumed: rebuild derived state.
+        async with lock:
+            pipeline.assign(broker.owned_partitions(settings.topics.values()))
+            readiness.recovered = True
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        readiness.recovered = False
+        async with lock:
+            pipeline.assign(set())
 
 
 class DataDirInUse(RuntimeError):
@@ -74,12 +186,12 @@ def run_worker(settings: Settings) -> None:
         cluster_id = asyncio.run(ensure_topics(settings))
         use_uvloop()
         tune_gc()
-        runtime = create_app(settings, wants_end_markers(settings, cluster_id))
-        worker = faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True)
+        worker = build(settings, wants_end_markers(settings, cluster_id))
+        faust_worker = faust.Worker(worker.app, loglevel=settings.log_level, quiet=True)
         # aiokafka logs a debug record per request; building them costs ~3% of ingest.
         logging.getLogger("aiokafka").setLevel(
             max(logging.INFO, logging.getLevelName(settings.log_level.upper()))
         )
-        worker.execute_from_commandline()
+        faust_worker.execute_from_commandline()
     finally:
         lock.close()

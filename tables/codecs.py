@@ -7,11 +7,13 @@ from typing import Any
 import orjson
 from faust.serializers import codecs
 
+from stream_app.keys import MetaKey
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 
 UTF8 = "lp-utf8"
+STATE_KEY = "lp-state-key"
 CUSTOMER = "lp-customer"
 LEDGER = "lp-ledger"
 
@@ -24,13 +26,24 @@ class Utf8Codec(codecs.Codec):
         return s.decode()
 
 
+class StateKeyCodec(codecs.Codec):
+    """Keys of the customers table: a customer id, or a partition's MetaKey."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return (obj.encode() if isinstance(obj, MetaKey) else obj).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        text = s.decode()
+        return MetaKey.decode(text) or text
+
+
 class CustomerCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
 
     def _loads(self, s: bytes) -> Any:
         data = orjson.loads(s)
-        if "meta" in data:  # a partition's meta (tables/state.py)
+        if "meta" in data:  # PartitionMeta records carry their version under "meta"
             return PartitionMeta.from_dict(data)
         return CustomerState.from_dict(data)
 
@@ -45,5 +58,6 @@ class LedgerCodec(codecs.Codec):
 
 def register() -> None:
     codecs.register(UTF8, Utf8Codec())
+    codecs.register(STATE_KEY, StateKeyCodec())
     codecs.register(CUSTOMER, CustomerCodec())
     codecs.register(LEDGER, LedgerCodec())

@@ -14,27 +14,18 @@ from typing import Any
 import faust
 from faust.types import TableT
 
-from stream_app.contract import MAX_ID_CHARS
+from stream_app.keys import MetaKey, ledger_partition, ledger_source
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.pipeline import PartitionContent, ledger_partition, partition_for
+from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
 from tables import codecs
-
-# A partition's meta lives in the customers table, so that it shares the
-# changelog partition (and its order) with the partition's customers. Customer
-# ids have at most MAX_ID_CHARS characters: a longer key can never be one.
-META_KEY_PREFIX = "loyalty-pulse/partition-meta/".ljust(MAX_ID_CHARS + 1, "~") + "/"
-
-
-def meta_key(partition: int) -> str:
-    return f"{META_KEY_PREFIX}{partition}"
 
 
 @dataclass(frozen=True)
 class StateTables:
-    customers: TableT[str, CustomerState | PartitionMeta]
+    customers: TableT[str | MetaKey, CustomerState | PartitionMeta]
     rejections: TableT[str, RejectionLedger]
     partition_count: int
 
@@ -43,10 +34,11 @@ class StateTables:
         wanted = set(numbers)
         content = {n: PartitionContent() for n in wanted}
         for key, value in self.customers.items():
-            if isinstance(value, PartitionMeta):
-                number = int(key.removeprefix(META_KEY_PREFIX))
-                if number in wanted:
-                    content[number].meta = value
+            if isinstance(key, MetaKey):
+                if not isinstance(value, PartitionMeta):
+                    raise TypeError(f"the meta of partition {key.partition} holds {value!r}")
+                if key.partition in wanted:
+                    content[key.partition].meta = value
                 continue
             owner = partition_for(key, self.partition_count)
             if owner in wanted:
@@ -54,11 +46,13 @@ class StateTables:
         for key, ledger in self.rejections.items():
             number = ledger_partition(key)
             if number in wanted:
-                content[number].ledgers.append((key.rpartition(":")[0], ledger))
+                content[number].ledgers.append((ledger_source(key), ledger))
         return content
 
 
-def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) -> Any:
+def _table(
+    app: faust.App, name: str, partitions: int, codec: str, help: str, key_codec: str = codecs.UTF8
+) -> Any:
     """A table whose store and changelog both use our codecs.
 
     Faust derives a table's serializers from key_type/value_type (JSON unless
@@ -67,7 +61,7 @@ def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) ->
     """
     changelog = app.topic(
         f"{app.conf.id}-{name}-changelog",
-        key_serializer=codecs.UTF8,
+        key_serializer=key_codec,
         value_serializer=codec,
         partitions=partitions,
         compacting=True,
@@ -76,7 +70,7 @@ def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) ->
         internal=True,
     )
     table: Any = app.Table(name, partitions=partitions, changelog_topic=changelog, help=help)
-    table.key_serializer = codecs.UTF8
+    table.key_serializer = key_codec
     table.value_serializer = codec
     return table
 
@@ -84,7 +78,9 @@ def _table(app: faust.App, name: str, partitions: int, codec: str, help: str) ->
 def declare_tables(app: faust.App, settings: Settings) -> StateTables:
     codecs.register()
     n = settings.partitions
-    customers = _table(app, "customers", n, codecs.CUSTOMER, "Per-customer state by customer_id")
+    customers = _table(
+        app, "customers", n, codecs.CUSTOMER, "Per-customer state by customer_id", codecs.STATE_KEY
+    )
     rejections = _table(
         app, "rejections", n, codecs.LEDGER, "Rejection counts per source, by topic:partition"
     )

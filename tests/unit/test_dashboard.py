@@ -14,13 +14,13 @@ from pydantic import ValidationError
 
 from stream_app.dashboard import (
     ASSETS,
-    churn_baseline,
     load_assets,
     page_config,
     read_static,
     render_index,
 )
 from stream_app.kpi.spike import SpikeRule
+from stream_app.kpi_api import churn_baseline
 from stream_app.settings import Settings
 from tests.unit.test_kpi_api import MemoryStore
 

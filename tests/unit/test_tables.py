@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import orjson
 
-from stream_app.app import create_app
+from stream_app.contract import MAX_ID_CHARS
+from stream_app.keys import MetaKey
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.history import CustomerHistory
 from stream_app.settings import Settings
+from stream_app.worker import build
 from tables import codecs
 
 
 def test_tables_use_our_codecs_for_store_and_changelog(tmp_path) -> None:
-    runtime = create_app(Settings(store="memory", data_dir=tmp_path, app_id="pin"))
-    for table, codec in (
-        (runtime.tables.customers, codecs.CUSTOMER),
-        (runtime.tables.rejections, codecs.LEDGER),
+    worker = build(Settings(store="memory", data_dir=tmp_path, app_id="pin"))
+    for table, key_codec, codec in (
+        (worker.tables.customers, codecs.STATE_KEY, codecs.CUSTOMER),
+        (worker.tables.rejections, codecs.UTF8, codecs.LEDGER),
     ):
         topic = table.changelog_topic
-        assert (table.key_serializer, table.value_serializer) == (codecs.UTF8, codec)
-        assert (topic.key_serializer, topic.value_serializer) == (codecs.UTF8, codec)
+        assert (table.key_serializer, table.value_serializer) == (key_codec, codec)
+        assert (topic.key_serializer, topic.value_serializer) == (key_codec, codec)
         assert topic.get_topic_name() == f"pin-{table.name}-changelog"
         assert topic.acks and topic.compacting and topic.partitions == 8
 
@@ -32,6 +34,15 @@ def _history() -> CustomerHistory:
         first_purchase_day=18_990,
         carried_points=-7,
     )
+
+
+def test_a_partition_meta_key_round_trips_and_no_customer_id_reads_as_one() -> None:
+    codecs.register()
+    codec = codecs.StateKeyCodec()
+    assert codec.loads(codec.dumps(MetaKey(7))) == MetaKey(7)
+    assert codec.loads(codec.dumps("alice")) == "alice"
+    longest = "~" * MAX_ID_CHARS
+    assert codec.loads(codec.dumps(longest)) == longest
 
 
 def test_customer_codec_round_trips() -> None:
@@ -74,8 +85,7 @@ def test_changelog_end_markers_follow_the_broker_in_auto_mode() -> None:
 
 def test_reserved_keys_can_never_be_customer_ids() -> None:
     from stream_app.contract import MAX_ID_CHARS
-    from tables.state import META_KEY_PREFIX
-    from tables.writer import END_MARKER_KEY
+    from stream_app.keys import END_MARKER_KEY, META_KEY_PREFIX
 
     assert len(META_KEY_PREFIX) > MAX_ID_CHARS and len(END_MARKER_KEY) > MAX_ID_CHARS
 

@@ -1,0 +1,156 @@
+"""The broker adapter: the rewind rules that keep Faust from skipping fetched
+records, and pins of every Faust/aiokafka/mode internal it touches."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+import pytest
+from faust.types import TP
+
+from stream_app.faust_adapter import split_inactive, uncommitted
+
+
+@dataclass
+class Rec:
+    offset: int
+
+
+P0, P1 = TP("purchases", 0), TP("purchases", 1)
+CHANGELOG = TP("lp-customers-changelog", 0)
+
+
+def test_partitions_without_a_committed_offset_are_rewound_changelogs_are_not() -> None:
+    committed = {P0: None, P1: 0, TP("purchases", 2): 17, CHANGELOG: None}
+    assert uncommitted(committed, {"lp-customers-changelog"}) == [P0, P1]
+
+
+def test_every_partition_with_a_committed_offset_is_left_to_the_seek() -> None:
+    assert uncommitted({P0: 5, P1: 1}, set()) == []
+
+
+def test_records_of_partitions_gone_inactive_are_refetched_from_their_first_offset() -> None:
+    records = {P0: [Rec(10), Rec(11)], P1: [Rec(40), Rec(41), Rec(42)]}
+    kept, rewind = split_inactive(records, {P0})
+    assert kept == {P0: records[P0]}
+    assert rewind == {P1: 40}
+
+
+def test_an_empty_batch_needs_no_rewind() -> None:
+    kept, rewind = split_inactive({P0: [], P1: [Rec(3)]}, {P1})
+    assert kept == {P1: [Rec(3)]}
+    assert rewind == {}
+
+
+# The upstream code that stream_app/faust_adapter.py copies, overrides, calls
+# past the public API or bypasses, and the constructors that define the private
+# attributes it reads. An upgrade that changes one of them fails here: re-read
+# the new code, adapt the adapter, then update the digest.
+PINNED = {
+    "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer:Consumer.__init__": "302410d59e6972d1",
+    "faust.transport.consumer:Consumer.ack": "5fcf41cf45153475",
+    "faust.transport.consumer:Consumer.track_message": "217d7f1399a4cd8e",
+    "faust.transport.consumer:Consumer._add_gap": "4df2573ded7c1c2c",
+    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
+    "faust.transport.consumer:Consumer._get_active_partitions": "b24897f3c7afdb5d",
+    "faust.transport.consumer:Consumer.commit": "a354437baaa08bf8",
+    "faust.transport.consumer:ThreadDelegateConsumer.__init__": "7072ae80eac1ff62",
+    "faust.transport.consumer:ThreadDelegateConsumer._getmany": "f9d47aa9010b5ff2",
+    "faust.transport.consumer:ThreadDelegateConsumer.seek_to_committed": "f1d483b861b0328b",
+    "faust.transport.consumer:ThreadDelegateConsumer.highwater": "f52cb0d26a713c3a",
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad"
+    ),
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._ensure_consumer": (
+        "ff4a4c693b7ec63f"
+    ),
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.getmany": "26fc5fc9f3b667e1",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.seek_to_beginning": (
+        "bd4250b8d1e76d33"
+    ),
+    "faust.transport.drivers.aiokafka:Producer._ensure_producer": "5592a4bbdf251325",
+    "faust.transport.drivers.aiokafka:Producer.send": "0b5bd08f52e5e2a9",
+    "faust.stores.rocksdb:Store.__init__": "c7c0fa2989e8ab4a",
+    "faust.stores.rocksdb:Store._set": "4227e561e288d941",
+    "faust.stores.rocksdb:Store._db_for_partition": "cb7e67d5f9efc4bc",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
+    "faust.stores.rocksdb:Store.apply_changelog_batch": "ea3344d369fc4ab5",
+    "faust.stores.memory:Store.__init__": "d1705e3cfe39e787",
+    "faust.stores.memory:Store.apply_changelog_batch": "71863e3cd727aac2",
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.__init__": "01506f316191f7c9",
+    "aiokafka.producer.producer:AIOKafkaProducer.create_batch": "c4efda4bb7a09741",
+    "aiokafka.producer.producer:AIOKafkaProducer.send_batch": "bf42b0f0c5c0646d",
+    "mode.threads:QueueServiceThread.call_thread": "479edda75b54734b",
+}
+
+# Every private member of an upstream object the adapter uses: where it is defined.
+PRIVATE_MEMBERS = {
+    "_drain_messages": "faust.transport.consumer:Consumer._drain_messages",
+    "_read_offset": "faust.transport.consumer:Consumer.__init__",
+    "_committed_offset": "faust.transport.consumer:Consumer.__init__",
+    "_buffered_partitions": "faust.transport.consumer:Consumer.__init__",
+    "_n_acked": "faust.transport.consumer:Consumer.__init__",
+    "_commit_every": "faust.transport.consumer:Consumer.__init__",
+    "_add_gap": "faust.transport.consumer:Consumer._add_gap",
+    "_get_active_partitions": "faust.transport.consumer:Consumer._get_active_partitions",
+    "_getmany": "faust.transport.consumer:ThreadDelegateConsumer._getmany",
+    "_thread": "faust.transport.consumer:ThreadDelegateConsumer.__init__",
+    "_new_consumer_thread": "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread",
+    "_create_worker_consumer": (
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer"
+    ),
+    "_ensure_consumer": "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._ensure_consumer",
+    "_fetch_max_wait_ms": "aiokafka.consumer.consumer:AIOKafkaConsumer.__init__",
+    "_ensure_producer": "faust.transport.drivers.aiokafka:Producer._ensure_producer",
+    "_key_index": "faust.stores.rocksdb:Store.__init__",
+    "_db_for_partition": "faust.stores.rocksdb:Store._db_for_partition",
+    "_key_partition": "faust.stores.memory:Store.__init__",
+}
+ADAPTER = Path(__file__).parents[2] / "stream_app" / "faust_adapter.py"
+
+
+@pytest.mark.parametrize("where", sorted(PINNED))
+def test_the_faust_code_we_rely_on_is_the_code_we_read(where: str) -> None:
+    module, _, name = where.partition(":")
+    owner: object = importlib.import_module(module)
+    for part in name.split("."):
+        owner = getattr(owner, part)
+    digest = hashlib.sha256(inspect.getsource(owner).encode()).hexdigest()[:16]
+    assert digest == PINNED[where], f"{where} changed upstream (faust {faust.__version__})"
+
+
+def _private_attributes(path: Path) -> set[str]:
+    """Names of ``x._name`` uses and ``def _name`` overrides in a module, dunders aside."""
+    tree = ast.parse(path.read_text())
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    defined = {
+        n.name for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)
+    }
+    own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    names = {a for a in used | defined if a.startswith("_") and not a.startswith("__")}
+    return names - own - {"_stopped"}  # mode's Service._stopped: a public-facing event
+
+
+def test_every_private_member_the_adapter_touches_is_pinned() -> None:
+    ours = {"_seek", "_hand_over", "_submit", "_send_batches", "_send_end_marker", "_producer"}
+    ours |= {"_batches", "_stores", "_changes", "_sent"}
+    touched = _private_attributes(ADAPTER) - ours
+    assert touched <= PRIVATE_MEMBERS.keys(), touched - PRIVATE_MEMBERS.keys()
+    assert set(PRIVATE_MEMBERS.values()) <= PINNED.keys()
+
+
+def test_no_other_module_touches_those_internals() -> None:
+    root = ADAPTER.parents[1]
+    for package in ("stream_app", "agents", "tables"):
+        for path in (root / package).rglob("*.py"):
+            if path != ADAPTER:
+                leaked = _private_attributes(path) & PRIVATE_MEMBERS.keys()
+                assert not leaked, f"{path.relative_to(root)} touches {sorted(leaked)}"
