@@ -1,5 +1,6 @@
-"""Day close and serving over a real Redis: pipelines of several simulated workers
-share an in-process log; every final day in the history equals the brute-force
+"""Day close and serving over a real Redis: workers of the test harness
+(stream_app/testing.py: the real ingest and day close) share an in-memory
+broker; every final day in the history equals the brute-force
 reference, whatever the interleaving, the number of workers, a crash or Redis
 being away for a while."""
 
@@ -8,22 +9,19 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from stream_app.contract import Event, EventType, decode
-from stream_app.day_close import DayCloser
-from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import to_date
-from stream_app.kpi.meta import PartitionMeta
-from stream_app.pipeline import Forward, PartitionContent, Pipeline, Record, partition_for
+from stream_app.pipeline import partition_for
 from stream_app.processes import free_port
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
+from stream_app.testing import MemoryBroker, MemoryWorker
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import assert_same, reference_params
 
@@ -47,94 +45,11 @@ def simulated(days: int, customers: int = 1000) -> list[dict[str, object]]:
     return list(generate(SimulationConfig(customers=customers, start=START, days=days)))
 
 
-class Log:
-    """Append-only logs per (topic, partition) with the offsets the workers read up to."""
-
-    def __init__(self) -> None:
-        self.logs: dict[tuple[str, int], list[Record]] = {}
-        self.positions: dict[tuple[str, int], int] = {}
-
-    def send(self, topic: str, partition: int, value: bytes, headers: Any = ()) -> None:
-        log = self.logs.setdefault((topic, partition), [])
-        log.append(Record(topic, partition, len(log), None, value, tuple(headers)))
-
-    def ready(self, owned: set[int]) -> list[tuple[str, int]]:
-        return sorted(
-            tp
-            for tp, log in self.logs.items()
-            if tp[1] in owned and self.positions.get(tp, 0) < len(log)
-        )
-
-    def take(self, tp: tuple[str, int]) -> Record:
-        offset = self.positions.get(tp, 0)
-        self.positions[tp] = offset + 1
-        return self.logs[tp][offset]
-
-
-@dataclass
-class Worker:
-    """A pipeline and its day closer; ``durable`` is what its last flush made safe."""
-
-    settings: Settings
-    store: ServingStore
-    owned: set[int]
-    clock: list[int]
-    log: Log
-    metas: dict[int, PartitionMeta] = field(default_factory=dict)
-    durable: dict[int, PartitionContent] = field(default_factory=dict)
-    committed: dict[tuple[str, int], int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.start(lambda ns: {n: PartitionContent() for n in ns})
-
-    def start(self, loader: Any) -> None:
-        self.pipeline = Pipeline(self.settings, loader=loader, clock=lambda: self.clock[0])
-        self.pipeline.assign(self.owned)
-        self.closer = DayCloser(
-            self.settings,
-            self.pipeline,
-            self.store,
-            self.save_meta,
-            self.flush,
-            clock=lambda: self.clock[0],
-        )
-
-    async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
-        self.metas[partition] = meta
-
-    async def flush(self) -> None:
-        """What Faust's flush-then-commit makes durable: state, metas and offsets."""
-        self.durable = {
-            n: PartitionContent(
-                [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()],
-                [],
-                PartitionMeta.from_dict(self.metas[n].to_dict()) if n in self.metas else None,
-            )
-            for n, part in self.pipeline.partitions.items()
-        }
-        self.committed = {tp: pos for tp, pos in self.log.positions.items() if tp[1] in self.owned}
-
-    def crash_and_restart(self) -> None:
-        """Everything since the last flush is lost; reading resumes at the commit."""
-        durable = self.durable
-        for tp in list(self.log.positions):
-            if tp[1] in self.owned:
-                self.log.positions[tp] = self.committed.get(tp, 0)
-        self.metas = {n: c.meta for n, c in durable.items() if c.meta is not None}
-        self.start(lambda ns: {n: durable.get(n, PartitionContent()) for n in ns})
-
-    def step(self, rng: random.Random) -> bool:
-        ready = self.log.ready(self.owned)
-        if not ready:
-            return False
-        out = self.pipeline.handle(self.log.take(rng.choice(ready)))
-        if isinstance(out, Forward):
-            self.log.send(self.settings.topic_rerouted, out.partition, out.value, out.headers)
-        return True
-
-    def send_markers(self) -> None:
-        for m in self.pipeline.markers():
-            self.log.send(self.settings.topic_rerouted, m.partition, m.value, m.headers)
+def start_worker(
+    settings: Settings, store: ServingStore, owned: set[int], clock: list[int], broker: MemoryBroker
+) -> MemoryWorker:
+    """The real ingest and day close over the in-memory broker, on a simulated clock."""
+    return MemoryWorker(settings, broker, store, owned, clock=lambda: clock[0])
 
 
 @pytest.fixture
@@ -153,7 +68,7 @@ async def store(settings: Settings) -> AsyncIterator[ServingStore]:
 
 
 def publish(
-    settings: Settings, log: Log, events: list[dict[str, object]], rng: random.Random
+    settings: Settings, broker: MemoryBroker, events: list[dict[str, object]], rng: random.Random
 ) -> None:
     """Each event on its owner's partition, or (one in five) on another one."""
     topics = {"purchase": settings.topic_purchases, "enrollment": settings.topic_enrollments}
@@ -161,11 +76,11 @@ def publish(
     for event in events:
         owner = partition_for(str(event["customer_id"]), PARTITIONS)
         partition = owner if rng.random() < 0.8 else rng.randrange(PARTITIONS)
-        log.send(topics[str(event["type"])], partition, to_json_line(event))
+        broker.send(topics[str(event["type"])], partition, to_json_line(event))
 
 
 async def run(
-    workers: list[Worker], rng: random.Random, clock: list[int], crash_at: int | None = None
+    workers: list[MemoryWorker], rng: random.Random, clock: list[int], crash_at: int | None = None
 ) -> None:
     """Interleave the workers at random; markers and ticks as the timers would run them."""
     steps = 0
@@ -173,20 +88,20 @@ async def run(
         progressed = False
         for _ in range(200):
             worker = rng.choice(workers)
-            progressed |= worker.step(rng)
+            progressed |= await worker.step(rng)
             steps += 1
             clock[0] += 1
             if crash_at is not None and steps == crash_at:
                 workers[-1].crash_and_restart()
         for worker in workers:
-            worker.send_markers()
-            await worker.closer.tick()
-        if not progressed and not any(w.log.ready(w.owned) for w in workers):
+            await worker.send_markers()
+            await worker.tick()
+        if not progressed and not any(w.broker.ready(w.owned) for w in workers):
             clock[0] += workers[0].settings.idle_timeout_seconds * 1000 + 1  # all idle now
             for _ in range(2):  # the last markers, then the last closes
                 for worker in workers:
-                    worker.send_markers()
-                    await worker.closer.tick()
+                    await worker.send_markers()
+                    await worker.tick()
             return
 
 
@@ -241,11 +156,11 @@ async def test_two_workers_serve_the_reference_kpis_of_every_final_day(
     store: ServingStore, settings: Settings
 ) -> None:
     lines = simulated(days=60)
-    rng, clock, log = random.Random(7), sleepy_clock(), Log()
-    publish(settings, log, lines, rng)
+    rng, clock, broker = random.Random(7), sleepy_clock(), MemoryBroker()
+    publish(settings, broker, lines, rng)
     workers = [
-        Worker(settings, store, {0, 1}, clock, log),
-        Worker(settings, store, {2, 3}, clock, log),
+        start_worker(settings, store, {0, 1}, clock, broker),
+        start_worker(settings, store, {2, 3}, clock, broker),
     ]
     await run(workers, rng, clock)
 
@@ -264,11 +179,11 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     lines = simulated(days=60)
     rng, clock = random.Random(11), sleepy_clock()
 
-    two = Log()
+    two = MemoryBroker()
     publish(settings, two, lines, random.Random(3))
     pair = [
-        Worker(settings, store, {0, 1}, clock, two),
-        Worker(settings, store, {2, 3}, clock, two),
+        start_worker(settings, store, {0, 1}, clock, two),
+        start_worker(settings, store, {2, 3}, clock, two),
     ]
     await run(pair, rng, clock, crash_at=len(lines) // 2)
     with_crash = await final_documents(store)
@@ -277,9 +192,9 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     await store.r.delete(*[k async for k in store.r.scan_iter(match=store.prefix + "*")])
 
     dead = ServingStore.connect(f"redis://127.0.0.1:{free_port()}/0", "x", 400)
-    one = Log()
+    one = MemoryBroker()
     publish(settings, one, lines, random.Random(3))
-    single = Worker(settings, store, set(range(PARTITIONS)), clock, one)
+    single = start_worker(settings, store, set(range(PARTITIONS)), clock, one)
     thirds = len(lines) // 600
     for reachable in (store, dead):  # Redis there, then away for a third of the stream
         single.closer.store = reachable
@@ -302,12 +217,12 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     check_against_reference(settings, alone, applied_events(lines), sample=4)
 
 
-async def run_some(worker: Worker, rng: random.Random, clock: list[int]) -> None:
+async def run_some(worker: MemoryWorker, rng: random.Random, clock: list[int]) -> None:
     for _ in range(200):
-        worker.step(rng)
+        await worker.step(rng)
         clock[0] += 1
-    worker.send_markers()
-    await worker.closer.tick()
+    await worker.send_markers()
+    await worker.tick()
 
 
 class PartialsFail(ServingStore):
@@ -321,9 +236,9 @@ async def test_days_closed_before_a_crash_but_never_published_are_published_afte
     store: ServingStore, settings: Settings
 ) -> None:
     lines = simulated(days=60)
-    rng, clock, log = random.Random(5), sleepy_clock(), Log()
-    publish(settings, log, lines, random.Random(4))
-    worker = Worker(settings, store, set(range(PARTITIONS)), clock, log)
+    rng, clock, broker = random.Random(5), sleepy_clock(), MemoryBroker()
+    publish(settings, broker, lines, random.Random(4))
+    worker = start_worker(settings, store, set(range(PARTITIONS)), clock, broker)
     while not await store.kept_days():
         await run_some(worker, rng, clock)
     worker.closer.store = PartialsFail(store.r, settings.app_id, settings.history_days)
@@ -344,7 +259,7 @@ async def test_days_closed_before_a_crash_but_never_published_are_published_afte
 class RebalanceMidTick(ServingStore):
     """The partitions change hands while the tick awaits Redis."""
 
-    worker: Worker
+    worker: MemoryWorker
 
     async def publish_partial(self, day: int, partition: int, terms: Any) -> bool:
         self.worker.pipeline.assign({0})
@@ -355,9 +270,9 @@ async def test_a_rebalance_in_the_middle_of_a_tick_does_not_break_it(
     store: ServingStore, settings: Settings
 ) -> None:
     lines = simulated(days=20, customers=300)
-    rng, clock, log = random.Random(2), sleepy_clock(), Log()
-    publish(settings, log, lines, random.Random(1))
-    worker = Worker(settings, store, set(range(PARTITIONS)), clock, log)
+    rng, clock, broker = random.Random(2), sleepy_clock(), MemoryBroker()
+    publish(settings, broker, lines, random.Random(1))
+    worker = start_worker(settings, store, set(range(PARTITIONS)), clock, broker)
     while not worker.closer.status.watermark_ms:
         await run_some(worker, rng, clock)
     flaky = RebalanceMidTick(store.r, settings.app_id, settings.history_days)

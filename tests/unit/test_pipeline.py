@@ -24,6 +24,7 @@ from stream_app.pipeline import (
     partition_for,
 )
 from stream_app.settings import Settings
+from stream_app.testing import MemoryBroker
 
 NOW = 1_735_000_000_000
 SETTINGS = Settings(partitions=8)
@@ -115,27 +116,7 @@ def test_assign_keeps_exactly_the_owned_partitions(owned: list[int]) -> None:
 # --- the pipeline over an in-process broker: any interleaving, misrouted keys, redeliveries
 
 
-class InProcessBroker:
-    """Append-only logs per topic-partition with a consumer position each."""
-
-    def __init__(self) -> None:
-        self.logs: dict[tuple[str, int], list[tuple[bytes, tuple[tuple[str, bytes], ...]]]] = {}
-        self.positions: dict[tuple[str, int], int] = {}
-
-    def send(self, topic: str, partition: int, value: bytes, headers=()) -> None:
-        self.logs.setdefault((topic, partition), []).append((value, tuple(headers)))
-
-    def ready(self) -> list[tuple[str, int]]:
-        return sorted(tp for tp, log in self.logs.items() if self.positions.get(tp, 0) < len(log))
-
-    def take(self, tp: tuple[str, int]) -> Record:
-        offset = self.positions.get(tp, 0)
-        self.positions[tp] = offset + 1
-        value, headers = self.logs[tp][offset]
-        return Record(tp[0], tp[1], offset, None, value, headers)
-
-
-def run(p: Pipeline, broker: InProcessBroker, topic: str, data: st.DataObject, steps: int) -> None:
+def run(p: Pipeline, broker: MemoryBroker, topic: str, data: st.DataObject, steps: int) -> None:
     for _ in range(steps):
         if not broker.ready():
             return
@@ -189,7 +170,7 @@ def test_any_interleaving_and_crash_gives_the_totals_of_the_distinct_events(case
         "enrollment": settings.topic_enrollments,
         "redemption": settings.topic_redemptions,
     }
-    broker = InProcessBroker()
+    broker = MemoryBroker()
     for partition, event in sends:
         broker.send(topic[str(event["type"])], partition, orjson.dumps(event))
     p = Pipeline(settings, clock=lambda: NOW)
@@ -302,7 +283,7 @@ def test_a_marker_arrives_behind_every_record_forwarded_before_it(data: st.DataO
     to a mark, every event of p's customers read from s before that marker was
     made has been applied at p."""
     p = two_partition_pipeline()
-    broker = InProcessBroker()
+    broker = MemoryBroker()
     rerouted = SETTINGS.topic_rerouted
     n = data.draw(st.integers(1, 25))
     for i in range(n):

@@ -1,0 +1,201 @@
+"""A test harness: the real ingest and day close over an in-memory broker.
+
+In the spirit of ``bytewax.testing``: ``MemoryBroker`` holds append-only logs
+per topic partition with a read position each; ``MemoryWriter`` stands in for
+the broker adapter's changelog writer (puts and sends reach the broker at
+``settle``, serialized by the tables' own codecs); ``MemoryWorker`` runs the
+real ``BatchIngest`` and ``DayCloser`` over them against a serving store, and
+can crash: what was not settled is lost and reading resumes at the last
+commit, as with Faust. No Faust app, no network but the serving store's.
+
+    broker = MemoryBroker()
+    broker.send(settings.topic_purchases, 0, b'{"event_id": ...}')
+    worker = MemoryWorker(settings, broker, store, owned={0, 1, 2, 3})
+    while await worker.step(random.Random(1)):
+        pass
+    await worker.tick()
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from faust.serializers.codecs import Codec
+
+from agents.ingest import BatchIngest
+from stream_app.day_close import DayCloser
+from stream_app.kpi.days import now_ms
+from stream_app.pipeline import Pipeline, Record
+from stream_app.serving import ServingStore
+from stream_app.settings import Settings
+from tables import codecs
+from tables.state import StateTables
+
+TopicPartition = tuple[str, int]
+
+
+class MemoryBroker:
+    """Append-only logs per (topic, partition) with the position read up to in each."""
+
+    def __init__(self) -> None:
+        self.logs: dict[TopicPartition, list[Record]] = {}
+        self.positions: dict[TopicPartition, int] = {}
+
+    def send(
+        self,
+        topic: str,
+        partition: int,
+        value: bytes | None,
+        headers: Iterable[tuple[str, bytes]] = (),
+        key: bytes | None = None,
+    ) -> None:
+        log = self.logs.setdefault((topic, partition), [])
+        log.append(Record(topic, partition, len(log), key, value, tuple(headers)))
+
+    def ready(self, partitions: Iterable[int] | None = None) -> list[TopicPartition]:
+        """Topic partitions with records not read yet (of ``partitions`` only)."""
+        wanted = None if partitions is None else set(partitions)
+        return sorted(
+            tp
+            for tp, log in self.logs.items()
+            if (wanted is None or tp[1] in wanted) and self.positions.get(tp, 0) < len(log)
+        )
+
+    def take(self, tp: TopicPartition) -> Record:
+        offset = self.positions.get(tp, 0)
+        self.positions[tp] = offset + 1
+        return self.logs[tp][offset]
+
+    def records(self, topic: str) -> Iterator[Record]:
+        for (name, _), log in sorted(self.logs.items()):
+            if name == topic:
+                yield from log
+
+
+class MemoryTable:
+    """A changelog-backed table as a restore reads it: the last value settled per key,
+    kept as the bytes the table's codecs write."""
+
+    def __init__(self, key_codec: Codec, value_codec: Codec) -> None:
+        self.key_codec, self.value_codec = key_codec, value_codec
+        self.data: dict[bytes, bytes] = {}
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for key, value in self.data.items():
+            yield self.key_codec.loads(key), self.value_codec.loads(value)
+
+
+def memory_tables(partitions: int) -> StateTables:
+    customers = MemoryTable(codecs.StateKeyCodec(), codecs.CustomerCodec())
+    rejections = MemoryTable(codecs.Utf8Codec(), codecs.LedgerCodec())
+    return StateTables(customers, rejections, partitions)  # type: ignore[arg-type]
+
+
+Send = tuple[str, int, bytes | None, tuple[tuple[str, bytes], ...], bytes | None]
+
+
+class MemoryWriter:
+    """The changelog writer's contract (agents/ingest.py ``Writer``), in memory."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self._puts: list[tuple[MemoryTable, bytes, bytes]] = []
+        self._sends: list[Send] = []
+
+    def put(self, table: Any, partition: int, key: Any, value: Any) -> None:
+        self._puts.append((table, table.key_codec.dumps(key), table.value_codec.dumps(value)))
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self._sends.append((topic, partition or 0, value, tuple(headers or ()), key))
+
+    async def settle(self) -> None:
+        puts, self._puts = self._puts, []
+        sends, self._sends = self._sends, []
+        for table, raw_key, raw_value in puts:
+            table.data[raw_key] = raw_value
+        for topic, partition, value, headers, key in sends:
+            self.broker.send(topic, partition, value, headers, key)
+
+    def lose_unsettled(self) -> None:
+        self._puts, self._sends = [], []
+
+
+class MemoryWorker:
+    """A worker owning ``owned`` partitions: the real pipeline, ingest and day close
+    over ``broker``, its tables surviving crashes (they stand for the changelog)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: MemoryBroker,
+        store: ServingStore,
+        owned: Iterable[int],
+        clock: Callable[[], int] = now_ms,
+        tables: StateTables | None = None,
+    ) -> None:
+        self.settings, self.broker, self.store = settings, broker, store
+        self.owned = set(owned)
+        self.clock = clock
+        self.tables = tables or memory_tables(settings.partitions)
+        self.committed: dict[TopicPartition, int] = {}
+        self.start()
+
+    def start(self) -> None:
+        """Load the owned partitions from the tables, as after a rebalance."""
+        self.pipeline = Pipeline(self.settings, loader=self.tables.load, clock=self.clock)
+        self.pipeline.assign(self.owned)
+        self.writer = MemoryWriter(self.broker)
+        self.ingest = BatchIngest(self.settings, self.pipeline, self.tables, self.writer)
+        self.closer = DayCloser(
+            self.settings,
+            self.pipeline,
+            self.store,
+            self.ingest.save_meta,
+            self.ingest.flush,
+            clock=self.clock,
+            lock=self.ingest.lock,
+        )
+
+    async def step(self, rng: random.Random, batch: int = 1) -> bool:
+        """Read up to ``batch`` records of one owned partition chosen by ``rng`` and
+        hand them to the ingest; False when nothing is left to read."""
+        ready = self.broker.ready(self.owned)
+        if not ready:
+            return False
+        tp = rng.choice(ready)
+        unread = len(self.broker.logs[tp]) - self.broker.positions.get(tp, 0)
+        await self.ingest.handle([self.broker.take(tp) for _ in range(min(batch, unread))])
+        return True
+
+    async def send_markers(self) -> None:
+        await self.ingest.send_markers()
+
+    async def tick(self) -> None:
+        """A day-close tick, then Faust's periodic commit of what was read."""
+        await self.closer.tick()
+        self.commit()
+
+    def commit(self) -> None:
+        self.committed = {tp: p for tp, p in self.broker.positions.items() if tp[1] in self.owned}
+
+    def crash_and_restart(self) -> None:
+        """Whatever was not settled is lost; reading resumes at the last commit."""
+        self.writer.lose_unsettled()
+        for tp in list(self.broker.positions):
+            if tp[1] in self.owned:
+                self.broker.positions[tp] = self.committed.get(tp, 0)
+        self.start()
+
+    def reassign(self, owned: Iterable[int]) -> None:
+        """Own these partitions from now on (a rebalance)."""
+        self.owned = set(owned)
+        self.pipeline.assign(self.owned)
