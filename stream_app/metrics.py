@@ -185,26 +185,26 @@ class ScrapeCollector:
             day_start_seconds(from_date_iso(doc["as_of"]), self.zone),
         )
         windows = doc["windows"]
-        for name, key, help_ in WINDOW_GAUGES:
-            family = GaugeMetricFamily(name, help_, labels=["window"])
+        for g in WINDOW_GAUGES:
+            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
             for window, values in windows.items():
-                _add(family, [window], values.get(key))
+                _add(family, [window], values.get(g.key))
             yield family
-        for name, key, help_ in SEGMENT_GAUGES:
-            family = GaugeMetricFamily(name, help_, labels=["window", "segment"])
+        for g in SEGMENT_GAUGES:
+            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
             for window, values in windows.items():
                 for segment, stats in values["segments"].items():
-                    _add(family, [window, segment], stats.get(key))
+                    _add(family, [window, segment], stats.get(g.key))
             yield family
         longest = windows[max(windows, key=lambda w: int(w.rstrip("d")))]["channels"]
         ranked = sorted(longest, key=lambda c: (-longest[c]["orders"], c))
         named = set(ranked[: self.s.max_channels])
         channels = {w: fold_channels(v["channels"], named) for w, v in windows.items()}
-        for name, key, help_ in CHANNEL_GAUGES:
-            family = GaugeMetricFamily(name, help_, labels=["window", "channel"])
+        for g in CHANNEL_GAUGES:
+            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
             for window, stats_by_channel in channels.items():
                 for channel, stats in stats_by_channel.items():
-                    _add(family, [window, channel], stats.get(key))
+                    _add(family, [window, channel], stats.get(g.key))
             yield family
         for section, gauges in (
             ("churn", CHURN_GAUGES),
@@ -212,11 +212,11 @@ class ScrapeCollector:
             ("program", PROGRAM_GAUGES),
         ):
             values = doc[section]
-            for name, key, help_ in gauges:
-                value = values.get(key)
-                if key == "expected_lifetime_years" and value is not None:
+            for g in gauges:
+                value = values.get(g.key)
+                if g.key == "expected_lifetime_years" and value is not None:
                     value = value * SECONDS_PER_YEAR
-                family = GaugeMetricFamily(name, help_)
+                family = GaugeMetricFamily(g.name, g.help)
                 _add(family, [], value)
                 yield family
 
@@ -260,6 +260,22 @@ def fold_channels(
     return out
 
 
+@dataclass(frozen=True)
+class KpiGauge:
+    """One KPI gauge: its name, the /kpis field it exports, its HELP text, its
+    labels and what docs/metrics.md says of it (``kpi_gauges_markdown``)."""
+
+    name: str
+    key: str
+    help: str
+    doc: str
+    labels: tuple[str, ...]
+
+
+def kpi_gauges(labels: tuple[str, ...], *rows: tuple[str, str, str, str]) -> tuple[KpiGauge, ...]:
+    return tuple(KpiGauge(name, key, help_, doc, labels) for name, key, help_, doc in rows)
+
+
 def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_, value=value)
 
@@ -273,67 +289,286 @@ def _histogram(name: str, help_: str, h: Histogram) -> HistogramMetricFamily:
     return HistogramMetricFamily(name, help_, buckets=h.buckets(), sum_value=h.sum)
 
 
-WINDOW_GAUGES = (
-    ("loyalty_orders", "orders", "Purchases in the window"),
-    ("loyalty_revenue", "revenue", "Revenue in the window (currency units)"),
-    ("loyalty_active_customers", "active_customers", "Customers with a purchase in the window"),
-    ("loyalty_repeat_customers", "repeat_customers", "Customers with 2+ purchases in the window"),
-    ("loyalty_average_order_value", "aov", "Revenue / orders"),
-    ("loyalty_purchase_frequency", "purchase_frequency", "Orders / active customers"),
-    ("loyalty_repeat_purchase_ratio", "repeat_purchase_rate", "Repeat / active customers"),
-    ("loyalty_points_issued", "points_issued", "Points earned in the window"),
-    ("loyalty_points_redeemed", "points_redeemed", "Points redeemed in the window"),
-    ("loyalty_redemption_ratio", "redemption_rate", "Points redeemed / issued"),
-    ("loyalty_redeeming_customers", "redeeming_customers", "Customers with a redemption"),
-    ("loyalty_active_members", "active_members", "Active customers who are members"),
-    ("loyalty_enrollment_ratio", "enrollment_rate", "Active members / active customers"),
-    ("loyalty_new_enrollments", "new_enrollments", "Customers with a member enrollment"),
+WINDOW_GAUGES = kpi_gauges(
+    ("window",),
+    (
+        "loyalty_orders",
+        "orders",
+        "Purchases in the window",
+        "purchases in the window (§3.1 `orders`)",
+    ),
+    (
+        "loyalty_revenue",
+        "revenue",
+        "Revenue in the window (currency units)",
+        "sum of purchase amounts (`revenue`)",
+    ),
+    (
+        "loyalty_active_customers",
+        "active_customers",
+        "Customers with a purchase in the window",
+        "distinct customers with ≥ 1 purchase",
+    ),
+    (
+        "loyalty_repeat_customers",
+        "repeat_customers",
+        "Customers with 2+ purchases in the window",
+        "distinct customers with ≥ 2 purchases",
+    ),
+    ("loyalty_average_order_value", "aov", "Revenue / orders", "revenue / orders (`aov`)"),
+    (
+        "loyalty_purchase_frequency",
+        "purchase_frequency",
+        "Orders / active customers",
+        "orders / active customers",
+    ),
+    (
+        "loyalty_repeat_purchase_ratio",
+        "repeat_purchase_rate",
+        "Repeat / active customers",
+        "repeat / active customers (`repeat_purchase_rate`)",
+    ),
+    (
+        "loyalty_points_issued",
+        "points_issued",
+        "Points earned in the window",
+        "points earned by purchases",
+    ),
+    (
+        "loyalty_points_redeemed",
+        "points_redeemed",
+        "Points redeemed in the window",
+        "points spent by redemptions",
+    ),
+    (
+        "loyalty_redemption_ratio",
+        "redemption_rate",
+        "Points redeemed / issued",
+        "points redeemed / issued (`redemption_rate`, can exceed 1)",
+    ),
+    (
+        "loyalty_redeeming_customers",
+        "redeeming_customers",
+        "Customers with a redemption",
+        "distinct customers with ≥ 1 redemption",
+    ),
+    (
+        "loyalty_active_members",
+        "active_members",
+        "Active customers who are members",
+        "active customers whose segment is `member`",
+    ),
+    (
+        "loyalty_enrollment_ratio",
+        "enrollment_rate",
+        "Active members / active customers",
+        "active members / active customers (`enrollment_rate`)",
+    ),
+    (
+        "loyalty_new_enrollments",
+        "new_enrollments",
+        "Customers with a member enrollment",
+        "distinct customers with a `member` enrollment in the window",
+    ),
 )
-SEGMENT_GAUGES = (
-    ("loyalty_segment_orders", "orders", "Purchases of the segment's customers"),
-    ("loyalty_segment_revenue", "revenue", "Revenue of the segment (currency units)"),
-    ("loyalty_segment_active_customers", "active_customers", "Active customers of the segment"),
-    ("loyalty_segment_repeat_customers", "repeat_customers", "Repeat customers of the segment"),
-    ("loyalty_segment_average_order_value", "aov", "Segment revenue / orders"),
-    ("loyalty_segment_purchase_frequency", "purchase_frequency", "Segment orders / active"),
-    ("loyalty_segment_repeat_purchase_ratio", "repeat_purchase_rate", "Segment repeat / active"),
+SEGMENT_GAUGES = kpi_gauges(
+    ("window", "segment"),
+    (
+        "loyalty_segment_orders",
+        "orders",
+        "Purchases of the segment's customers",
+        "orders of the segment's customers",
+    ),
+    (
+        "loyalty_segment_revenue",
+        "revenue",
+        "Revenue of the segment (currency units)",
+        "their revenue",
+    ),
+    (
+        "loyalty_segment_active_customers",
+        "active_customers",
+        "Active customers of the segment",
+        "their active customers",
+    ),
+    (
+        "loyalty_segment_repeat_customers",
+        "repeat_customers",
+        "Repeat customers of the segment",
+        "their repeat customers",
+    ),
+    ("loyalty_segment_average_order_value", "aov", "Segment revenue / orders", "their aov"),
+    (
+        "loyalty_segment_purchase_frequency",
+        "purchase_frequency",
+        "Segment orders / active",
+        "their purchase frequency",
+    ),
+    (
+        "loyalty_segment_repeat_purchase_ratio",
+        "repeat_purchase_rate",
+        "Segment repeat / active",
+        "their repeat purchase rate",
+    ),
 )
-CHANNEL_GAUGES = (
-    ("loyalty_channel_orders", "orders", "Purchases of the channel"),
-    ("loyalty_channel_revenue", "revenue", "Revenue of the channel (currency units)"),
-    ("loyalty_channel_active_customers", "active_customers", "Active customers of the channel"),
-    ("loyalty_channel_average_order_value", "aov", "Channel revenue / orders"),
+CHANNEL_GAUGES = kpi_gauges(
+    ("window", "channel"),
+    ("loyalty_channel_orders", "orders", "Purchases of the channel", "orders of the channel"),
+    (
+        "loyalty_channel_revenue",
+        "revenue",
+        "Revenue of the channel (currency units)",
+        "its revenue",
+    ),
+    (
+        "loyalty_channel_active_customers",
+        "active_customers",
+        "Active customers of the channel",
+        "its active customers (`other`: the sum over the channels it folds, so a customer "
+        "of two of them counts twice)",
+    ),
+    ("loyalty_channel_average_order_value", "aov", "Channel revenue / orders", "its aov"),
 )
-CHURN_GAUGES = (
-    ("loyalty_churn_customers_at_start", "customers_at_start", "S: active as of D - P"),
-    ("loyalty_churn_active_at_end", "active_at_end", "E: active as of D"),
-    ("loyalty_churned_customers", "churned", "Active as of D - P, not as of D"),
-    ("loyalty_churn_new_customers", "new_customers", "N: first purchase in (D - P, D]"),
-    ("loyalty_churn_ratio", "churn_rate", "Churned / S"),
-    ("loyalty_retention_ratio", "retention_rate", "(E - N) / S"),
-    ("loyalty_churn_value_at_start", "value_at_start", "Base value of S (currency units)"),
-    ("loyalty_churn_value_churned", "value_churned", "Base value of the churned"),
-    ("loyalty_value_churn_ratio", "value_churn_rate", "Value churned / value at start"),
-    ("loyalty_churned_on_day_customers", "churned_on_day", "Active as of D - 1, not as of D"),
+CHURN_GAUGES = kpi_gauges(
+    (),
+    (
+        "loyalty_churn_customers_at_start",
+        "customers_at_start",
+        "S: active as of D - P",
+        "S: customers active as of D − P (§3.2)",
+    ),
+    (
+        "loyalty_churn_active_at_end",
+        "active_at_end",
+        "E: active as of D",
+        "E: customers active as of D",
+    ),
+    (
+        "loyalty_churned_customers",
+        "churned",
+        "Active as of D - P, not as of D",
+        "active as of D − P and not as of D (`churned`)",
+    ),
+    (
+        "loyalty_churn_new_customers",
+        "new_customers",
+        "N: first purchase in (D - P, D]",
+        "N: first purchase in (D − P, D]",
+    ),
+    ("loyalty_churn_ratio", "churn_rate", "Churned / S", "churned / S (`churn_rate`)"),
+    ("loyalty_retention_ratio", "retention_rate", "(E - N) / S", "(E − N) / S (`retention_rate`)"),
+    (
+        "loyalty_churn_value_at_start",
+        "value_at_start",
+        "Base value of S (currency units)",
+        "base value of S (`value_at_start`)",
+    ),
+    (
+        "loyalty_churn_value_churned",
+        "value_churned",
+        "Base value of the churned",
+        "base value of the churned customers",
+    ),
+    (
+        "loyalty_value_churn_ratio",
+        "value_churn_rate",
+        "Value churned / value at start",
+        "value churned / value at start",
+    ),
+    (
+        "loyalty_churned_on_day_customers",
+        "churned_on_day",
+        "Active as of D - 1, not as of D",
+        "active as of D − 1 and not as of D (`churned_on_day`)",
+    ),
 )
-CLV_GAUGES = (
-    ("loyalty_clv_annual_churn_ratio", "annual_churn_rate", "1 - (1 - churn_rate)^(365/P)"),
-    ("loyalty_clv_expected_lifetime_seconds", "expected_lifetime_years", "Expected lifetime"),
-    ("loyalty_clv_value", "value", "Customer lifetime value (currency units)"),
+CLV_GAUGES = kpi_gauges(
+    (),
+    (
+        "loyalty_clv_annual_churn_ratio",
+        "annual_churn_rate",
+        "1 - (1 - churn_rate)^(365/P)",
+        "1 − (1 − churn_rate)^(365 / P) (§3.3)",
+    ),
+    (
+        "loyalty_clv_expected_lifetime_seconds",
+        "expected_lifetime_years",
+        "Expected lifetime",
+        "expected customer lifetime (years × 365 × 86 400)",
+    ),
+    (
+        "loyalty_clv_value",
+        "value",
+        "Customer lifetime value (currency units)",
+        "customer lifetime value (CLV)",
+    ),
 )
-PROGRAM_GAUGES = (
-    ("loyalty_program_members", "members_total", "Customers whose segment is member"),
-    ("loyalty_program_control_customers", "control_total", "Customers in the control group"),
-    ("loyalty_program_outstanding_points", "outstanding_points", "Points issued minus redeemed"),
-    ("loyalty_program_cost", "program_cost", "Reward cost over 365 days (currency units)"),
-    ("loyalty_program_incremental_revenue", "incremental_revenue", "Revenue the program added"),
-    ("loyalty_program_roi_ratio", "roi", "(Incremental revenue - cost) / cost"),
+PROGRAM_GAUGES = kpi_gauges(
+    (),
+    (
+        "loyalty_program_members",
+        "members_total",
+        "Customers whose segment is member",
+        "customers whose segment is `member` (§3.4 `members_total`)",
+    ),
+    (
+        "loyalty_program_control_customers",
+        "control_total",
+        "Customers in the control group",
+        "customers whose segment is `control` (`control_total`)",
+    ),
+    (
+        "loyalty_program_outstanding_points",
+        "outstanding_points",
+        "Points issued minus redeemed",
+        "points issued minus redeemed, all time (the liability)",
+    ),
+    (
+        "loyalty_program_cost",
+        "program_cost",
+        "Reward cost over 365 days (currency units)",
+        "reward value of redemptions over 365 days",
+    ),
+    (
+        "loyalty_program_incremental_revenue",
+        "incremental_revenue",
+        "Revenue the program added",
+        "(rpc(member) − rpc(baseline)) × active members",
+    ),
+    (
+        "loyalty_program_roi_ratio",
+        "roi",
+        "(Incremental revenue - cost) / cost",
+        "(incremental revenue − cost) / cost",
+    ),
 )
 SPIKE_GAUGES = (
     ("loyalty_churn_spike_day_churn_ratio", "churn_rate", "Churn rate of the last judged day"),
     ("loyalty_churn_spike_baseline_ratio", "baseline", "Baseline churn rate of that day"),
     ("loyalty_churn_spike_threshold_ratio", "threshold", "Baseline x the spike factor"),
 )
+
+
+KPI_GAUGES = (
+    *WINDOW_GAUGES,
+    *SEGMENT_GAUGES,
+    *CHANNEL_GAUGES,
+    *CHURN_GAUGES,
+    *CLV_GAUGES,
+    *PROGRAM_GAUGES,
+)
+AS_OF_DOC = "start (00:00 in the reporting time zone) of the business day the KPIs are as of"
+
+
+def kpi_gauges_markdown() -> str:
+    """docs/metrics.md's table of KPI gauges (print it: ``python -m stream_app.metrics``)."""
+    rows = ["| name | labels | meaning (spec §) |", "|---|---|---|"]
+    rows.append(f"| `loyalty_kpi_as_of_timestamp_seconds` | | {AS_OF_DOC} |")
+    for g in KPI_GAUGES:
+        labels = ", ".join(f"`{label}`" for label in g.labels)
+        cell = f" {labels} " if labels else " "
+        rows.append(f"| `{g.name}` |{cell}| {g.doc} |")
+    return "\n".join(rows)
 
 
 HEADERS = {"Content-Type": CONTENT_TYPE_LATEST}
@@ -343,3 +578,7 @@ def exposition(scrape: Scrape, zone: Any = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ScrapeCollector(scrape, zone))
     return generate_latest(registry)
+
+
+if __name__ == "__main__":
+    print(kpi_gauges_markdown())

@@ -16,7 +16,7 @@ from stream_app.contract import EventType, decode
 from stream_app.kpi.days import business_day
 from stream_app.kpi.partition import PartitionState
 from stream_app.kpi.report import kpi_document
-from stream_app.metrics import Scrape, WorkerMetrics, exposition
+from stream_app.metrics import Scrape, WorkerMetrics, exposition, kpi_gauges_markdown
 from stream_app.settings import Settings
 from stream_app.simulator import SimulationConfig, generate
 
@@ -174,3 +174,7 @@ def test_day_timestamps_are_the_start_of_the_business_day(kpis) -> None:
     assert value(samples, "loyalty_final_day_timestamp_seconds") == 20_000 * 86_400
     as_of = datetime.fromisoformat(kpis["as_of"]).replace(tzinfo=UTC)
     assert value(samples, "loyalty_kpi_as_of_timestamp_seconds") == as_of.timestamp()
+
+
+def test_the_kpi_gauge_table_of_docs_metrics_md_is_generated_from_the_declaration() -> None:
+    assert kpi_gauges_markdown() in DOC, "regenerate: python -m stream_app.metrics"
