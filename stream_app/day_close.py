@@ -39,10 +39,10 @@ from redis.exceptions import RedisError
 
 from stream_app.alerts import SendAlert, SpikeMonitor
 from stream_app.kpi.days import business_day, now_ms
-from stream_app.kpi.engine import merge
 from stream_app.kpi.finality import final_day
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.report import kpi_document
+from stream_app.kpi.terms import KpiTerms, merge
 from stream_app.kpi.watermarks import PartitionTime, stream_first_day, stream_watermark
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
@@ -215,9 +215,7 @@ class DayCloser:
             count += 1
         return count
 
-    def document(
-        self, terms: dict[tuple[object, ...], int], day: int, final: bool, watermark: int
-    ) -> dict[str, Any]:
+    def document(self, terms: KpiTerms, day: int, final: bool, watermark: int) -> dict[str, Any]:
         body = kpi_document(terms, day, self.params)
         head = {"as_of": body.pop("as_of"), "final": final, "watermark": iso_ms(watermark)}
         return head | body

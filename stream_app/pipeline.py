@@ -22,12 +22,12 @@ from stream_app.contract import (
     decode,
 )
 from stream_app.keys import MARK_HEADER, SOURCE_HEADER, TYPE_HEADER, source_name
-from stream_app.kpi.contribution import Terms
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
 from stream_app.settings import Settings
 
@@ -332,7 +332,7 @@ class Pipeline:
 
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None
-    ) -> dict[int, list[tuple[int, Terms]]]:
+    ) -> dict[int, list[tuple[int, KpiTerms]]]:
         """Make ``day`` final in every owned partition (at most ``max_days`` more
         each); per partition, each day closed with its KPI terms (a partition that
         never closed starts at ``first_day``)."""

@@ -25,9 +25,9 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as redis
 
-from stream_app.kpi.contribution import Terms
 from stream_app.kpi.days import from_date, to_date
 from stream_app.kpi.meta import terms_from_json, terms_to_json
+from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.watermarks import PartitionTime
 
 Encodable = bytes | str | int | float
@@ -66,11 +66,11 @@ def version(day: int, count: int) -> str:
     return f"{day + 10**6:08d}{count:016d}"
 
 
-def encode_terms(terms: Terms) -> bytes:
+def encode_terms(terms: KpiTerms) -> bytes:
     return orjson.dumps(terms_to_json(terms))
 
 
-def decode_terms(raw: bytes | str) -> Terms:
+def decode_terms(raw: bytes | str) -> KpiTerms:
     return terms_from_json(orjson.loads(raw))
 
 
@@ -128,7 +128,7 @@ class ServingStore:
 
     # --- final days -------------------------------------------------------
 
-    async def publish_partial(self, day: int, partition: int, terms: Terms) -> bool:
+    async def publish_partial(self, day: int, partition: int, terms: KpiTerms) -> bool:
         """One partition's totals as of a final day; False when already there."""
         key = self.key(f"partials:{day}")
         async with self.r.pipeline(transaction=True) as pipe:
@@ -137,7 +137,7 @@ class ServingStore:
             done, _ = await pipe.execute()
         return bool(done)
 
-    async def partials(self, day: int) -> dict[int, Terms]:
+    async def partials(self, day: int) -> dict[int, KpiTerms]:
         raw = await self.r.hgetall(self.key(f"partials:{day}"))
         return {int(p): decode_terms(v) for p, v in raw.items()}
 
@@ -182,7 +182,7 @@ class ServingStore:
 
     # --- the open day -----------------------------------------------------
 
-    async def publish_preview(self, partition: int, day: int, terms: Terms, count: int) -> bool:
+    async def publish_preview(self, partition: int, day: int, terms: KpiTerms, count: int) -> bool:
         """A partition's totals as of the open ``day`` after ``count`` events."""
         key = self.key(f"preview:{partition}")
         args: list[Encodable] = [
@@ -196,14 +196,14 @@ class ServingStore:
         ]
         return bool(await self._set_if_newer(keys=[key], args=args))
 
-    async def previews(self, partitions: Iterable[int]) -> dict[int, tuple[int, int, Terms]]:
+    async def previews(self, partitions: Iterable[int]) -> dict[int, tuple[int, int, KpiTerms]]:
         """(day, count, terms) of each partition that has a preview."""
         numbers = list(partitions)
         async with self.r.pipeline(transaction=False) as pipe:
             for p in numbers:
                 pipe.hmget(self.key(f"preview:{p}"), ["day", "count", "terms"])
             rows = await pipe.execute()
-        out: dict[int, tuple[int, int, Terms]] = {}
+        out: dict[int, tuple[int, int, KpiTerms]] = {}
         for p, (day, count, terms) in zip(numbers, rows, strict=True):
             if terms is not None:
                 out[p] = (int(day), int(count), decode_terms(terms))

@@ -19,9 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import Terms, contribution
+from stream_app.kpi.contribution import contribution
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
+from stream_app.kpi.terms import KpiTerms
 
 
 class KpiPartition:
@@ -32,9 +33,9 @@ class KpiPartition:
         self.closed_day = closed_day
         # Days before this are gone from the histories and from ``by_day``.
         self.pruned_before: int | None = None
-        self.totals: Terms = defaultdict(int)
+        self.totals = KpiTerms()
         # customer -> contribution as of closed_day, for those the last close touched
-        self._closed_contributions: dict[str, Terms] = {}
+        self._closed_contributions: dict[str, KpiTerms] = {}
 
     def add(self, event: Event, day: int, stored: CustomerHistory | None = None) -> CustomerHistory:
         """Record an accepted event of a day that is not closed yet.
@@ -53,7 +54,7 @@ class KpiPartition:
         self.by_day[day].add(event.customer_id)
         return history
 
-    def close(self, day: int) -> Terms:
+    def close(self, day: int) -> KpiTerms:
         """Make ``day`` final (the next one after the last closed) and return totals."""
         if self.closed_day is not None and day != self.closed_day + 1:
             raise ValueError(f"close day {self.closed_day + 1} before day {day}")
@@ -61,19 +62,19 @@ class KpiPartition:
         # Contributions as of the previous close are still exact: no event of a
         # closed day is added later, and later days do not count as of it.
         earlier = self._closed_contributions
-        now: dict[str, Terms] = {}
+        now: dict[str, KpiTerms] = {}
         for customer in self._touched(day):
             history = self.customers[customer]
             before = earlier.get(customer)
             if before is None:
                 before = contribution(history, day - 1, params)
             after = now[customer] = contribution(history, day, params)
-            add_terms(self.totals, before, -1)
-            add_terms(self.totals, after, +1)
+            self.totals.add(before, -1)
+            self.totals.add(after)
         self._closed_contributions = now
         self.closed_day = day
         self._prune(day)
-        return dict(self.totals)
+        return self.totals.copy()
 
     def touched_between(self, after: int, through: int) -> set[str] | None:
         """Customers whose contribution can differ between as of ``after`` and as of
@@ -124,19 +125,5 @@ class KpiPartition:
             for day in history.days():
                 part.by_day[day].add(customer)
             if closed_day is not None:
-                add_terms(part.totals, contribution(history, closed_day, params), +1)
+                part.totals.add(contribution(history, closed_day, params))
         return part
-
-
-def add_terms(totals: Terms, terms: Terms, sign: int) -> None:
-    for key, value in terms.items():
-        if value:
-            totals[key] += sign * value
-
-
-def merge(partials: Iterable[Terms]) -> Terms:
-    """Sum the totals of several partitions (a customer lives in exactly one)."""
-    merged: Terms = defaultdict(int)
-    for terms in partials:
-        add_terms(merged, terms, +1)
-    return merged

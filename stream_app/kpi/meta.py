@@ -19,23 +19,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_app.kpi.contribution import Terms
+from stream_app.kpi.terms import KpiTerms, from_flat
 
 META_VERSION = 1
 
 
-def terms_to_json(terms: Terms) -> list[list[Any]]:
-    return [[list(k), v] for k, v in terms.items() if v]
+def terms_to_json(terms: KpiTerms) -> dict[str, Any]:
+    return terms.to_json()
 
 
-def terms_from_json(rows: list[list[Any]]) -> Terms:
-    return {tuple(k): v for k, v in rows}
+def terms_from_json(data: dict[str, Any] | list[list[Any]]) -> KpiTerms:
+    """Typed terms; also the flat [[key...], value] rows written before them."""
+    if isinstance(data, list):
+        return from_flat((tuple(k), v) for k, v in data)
+    return KpiTerms.from_json(data)
 
 
 @dataclass(slots=True)
 class PartitionMeta:
     closed_day: int | None = None
-    unpublished: dict[int, Terms] = field(default_factory=dict)
+    unpublished: dict[int, KpiTerms] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

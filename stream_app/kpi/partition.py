@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import Terms, contribution
+from stream_app.kpi.contribution import contribution
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import business_day
-from stream_app.kpi.engine import KpiPartition, add_terms, merge
+from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.terms import KpiTerms, merge
 from stream_app.kpi.totals import Totals
 from stream_app.kpi.watermarks import SourceWatermarks
 
@@ -58,7 +58,7 @@ class PartitionState:
         self.totals = Totals()
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
         # Closed days whose totals the serving store has not confirmed yet.
-        self.unpublished: dict[int, Terms] = {}
+        self.unpublished: dict[int, KpiTerms] = {}
         self.first_day: int | None = None  # the earliest business day applied
         # The stream's final day as last given; days up to it are late even while
         # this partition is still closing them (a bounded number per call).
@@ -108,7 +108,7 @@ class PartitionState:
 
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None
-    ) -> list[tuple[int, Terms]]:
+    ) -> list[tuple[int, KpiTerms]]:
         """Make every day up to ``day`` final; the totals as of each day closed.
 
         A partition that never closed a day starts at ``first_day`` (the first
@@ -129,7 +129,7 @@ class PartitionState:
         if closed is None:
             start = day if first_day is None else min(first_day, day)
             self._rebuild_kpi(start)
-            out = [(start, dict(self.kpi.totals))]
+            out = [(start, self.kpi.totals.copy())]
             closed = start
         else:
             out = []
@@ -147,7 +147,7 @@ class PartitionState:
         marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
         return PartitionMeta(self.kpi.closed_day, dict(self.unpublished), marks)
 
-    def preview(self, day: int) -> Terms:
+    def preview(self, day: int) -> KpiTerms:
         """Totals as of ``day`` from the events applied so far, closing nothing
         (what /kpis shows of the open day). Incremental between calls: only
         customers with a new event, or whose contribution moves with the day,
@@ -231,8 +231,8 @@ class PreviewCache:
 
     def __init__(self, min_tracked: int = 1000) -> None:
         self.day: int | None = None  # None: the next preview is computed in full
-        self.totals: Terms = {}
-        self.before: dict[str, Terms] = {}
+        self.totals = KpiTerms()
+        self.before: dict[str, KpiTerms] = {}
         self.min_tracked = min_tracked
         self.tracking = True
         self.untracked: set[str] = set()  # changed since the last preview, not tracked
@@ -250,11 +250,11 @@ class PreviewCache:
         if len(self.before) >= self._limit:  # cheaper to start over
             self.untracked.update(self.before)
             self.untracked.add(customer)
-            self.day, self.totals, self.before = None, {}, {}
+            self.day, self.totals, self.before = None, KpiTerms(), {}
             return
         self.before[customer] = contribution(history, self.day, params)
 
-    def terms(self, day: int, kpi: KpiPartition) -> Terms:
+    def terms(self, day: int, kpi: KpiPartition) -> KpiTerms:
         """Totals as of ``day`` over the histories ``kpi`` holds (every customer's)."""
         params, histories, since = kpi.params, kpi.customers, self.day
         moved = None
@@ -263,16 +263,15 @@ class PreviewCache:
         if since is None or moved is None:
             self.totals = merge(contribution(h, day, params) for h in histories.values())
         else:
-            totals: Terms = defaultdict(int, self.totals)
+            totals = self.totals
             for customer in self.before.keys() | moved:
                 old = self.before.get(customer)
                 if old is None:
                     old = contribution(histories[customer], since, params)
-                add_terms(totals, old, -1)
-                add_terms(totals, contribution(histories[customer], day, params), +1)
-            self.totals = totals
+                totals.add(old, -1)
+                totals.add(contribution(histories[customer], day, params))
         # Track the next cycle only if this one changed few enough customers.
         self.tracking = len(self.untracked) + len(self.before) < self._limit
         self.day = day
         self.before, self.untracked = {}, set()
-        return {k: v for k, v in self.totals.items() if v}
+        return self.totals.copy()

@@ -10,9 +10,9 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from stream_app.kpi.contribution import Terms
 from stream_app.kpi.days import to_date
 from stream_app.kpi.params import CLV_WINDOW, KpiParams
+from stream_app.kpi.terms import KpiTerms, Stats
 
 SEGMENTS = ("member", "non_member", "control")
 Json = dict[str, Any]
@@ -28,7 +28,7 @@ def num(value: Fraction | None) -> float | None:
 
 
 class Report:
-    def __init__(self, terms: Terms, params: KpiParams) -> None:
+    def __init__(self, terms: KpiTerms, params: KpiParams) -> None:
         self.t = terms
         self.params = params
         self.scale = 10**params.minor_digits
@@ -36,67 +36,58 @@ class Report:
     def money(self, minor: Fraction | int | None) -> float | None:
         return None if minor is None else float(Fraction(minor) / self.scale)
 
-    def stats(self, prefix: tuple[object, ...], channel: bool = False) -> Json:
-        t = self.t
-        orders, revenue = t.get((*prefix, "orders"), 0), t.get((*prefix, "revenue"), 0)
-        active = t.get((*prefix, "active"), 0)
-        out: Json = {"orders": orders, "revenue": self.money(revenue), "active_customers": active}
+    def stats(self, s: Stats, channel: bool = False) -> Json:
+        out: Json = {
+            "orders": s.orders,
+            "revenue": self.money(s.revenue),
+            "active_customers": s.active,
+        }
         if not channel:
-            out["repeat_customers"] = t.get((*prefix, "repeat"), 0)
-        out["aov"] = self.money(ratio(revenue, orders))
+            out["repeat_customers"] = s.repeat
+        out["aov"] = self.money(ratio(s.revenue, s.orders))
         if not channel:
-            out["purchase_frequency"] = num(ratio(orders, active))
-            out["repeat_purchase_rate"] = num(ratio(out["repeat_customers"], active))
+            out["purchase_frequency"] = num(ratio(s.orders, s.active))
+            out["repeat_purchase_rate"] = num(ratio(s.repeat, s.active))
         return out
 
     def window(self, w: int) -> Json:
-        t, key = self.t, ("w", w)
-        out = self.stats(key)
-        issued = t.get((*key, "points_issued"), 0)
-        redeemed = t.get((*key, "points_redeemed"), 0)
-        members = t.get((*key, "active_members"), 0)
+        t = self.t.window(w)
+        out = self.stats(t.purchases)
         out.update(
-            points_issued=issued,
-            points_redeemed=redeemed,
-            redemption_rate=num(ratio(redeemed, issued)),
-            redeeming_customers=t.get((*key, "redeeming"), 0),
-            active_members=members,
-            enrollment_rate=num(ratio(members, out["active_customers"])),
-            new_enrollments=t.get((*key, "new_enrollments"), 0),
-            segments={s: self.stats(("seg", w, s)) for s in SEGMENTS},
-            channels={ch: self.stats(("ch", w, ch), channel=True) for ch in self.channels(w)},
+            points_issued=t.points_issued,
+            points_redeemed=t.points_redeemed,
+            redemption_rate=num(ratio(t.points_redeemed, t.points_issued)),
+            redeeming_customers=t.redeeming,
+            active_members=t.active_members,
+            enrollment_rate=num(ratio(t.active_members, t.purchases.active)),
+            new_enrollments=t.new_enrollments,
+            segments={s: self.stats(t.segments.get(s, Stats())) for s in SEGMENTS},
+            channels={
+                name: self.stats(t.channels[name], channel=True)
+                for name in sorted(n for n, s in t.channels.items() if s.orders)
+            },
         )
         return out
 
-    def channels(self, w: int) -> list[str]:
-        names = {k[2] for k, v in self.t.items() if k[:2] == ("ch", w) and k[3] == "orders" and v}
-        return sorted(str(n) for n in names)
-
     def churn_rate(self) -> Fraction | None:
-        c = self.churn_counts()
-        return ratio(c["churned"], c["customers_at_start"])
-
-    def churn_counts(self) -> dict[str, int]:
-        names = ("customers_at_start", "active_at_end", "churned", "new_customers")
-        extra = ("value_at_start", "value_churned", "churned_on_day")
-        return {n: self.t.get(("churn", n), 0) for n in names + extra}
+        return ratio(self.t.churn.churned, self.t.churn.customers_at_start)
 
     def churn(self) -> Json:
-        c, p = self.churn_counts(), self.params
-        start = c["customers_at_start"]
+        c, p = self.t.churn, self.params
+        start = c.customers_at_start
         return {
             "period_days": p.churn_period,
             "inactivity_days": p.inactivity,
             "customers_at_start": start,
-            "active_at_end": c["active_at_end"],
-            "churned": c["churned"],
-            "new_customers": c["new_customers"],
-            "churn_rate": num(ratio(c["churned"], start)),
-            "retention_rate": num(ratio(c["active_at_end"] - c["new_customers"], start)),
-            "value_at_start": self.money(c["value_at_start"]),
-            "value_churned": self.money(c["value_churned"]),
-            "value_churn_rate": num(ratio(c["value_churned"], c["value_at_start"])),
-            "churned_on_day": c["churned_on_day"],
+            "active_at_end": c.active_at_end,
+            "churned": c.churned,
+            "new_customers": c.new_customers,
+            "churn_rate": num(ratio(c.churned, start)),
+            "retention_rate": num(ratio(c.active_at_end - c.new_customers, start)),
+            "value_at_start": self.money(c.value_at_start),
+            "value_churned": self.money(c.value_churned),
+            "value_churn_rate": num(ratio(c.value_churned, c.value_at_start)),
+            "churned_on_day": c.churned_on_day,
         }
 
     def clv(self) -> Json:
@@ -105,9 +96,9 @@ class Report:
         if churn is not None:
             annual = annual_churn(churn, p.churn_period)
             years = p.max_years if annual == 0 else min(1 / annual, float(p.max_years))
-            w = ("w", CLV_WINDOW)
-            aov = ratio(self.t.get((*w, "revenue"), 0), self.t.get((*w, "orders"), 0))
-            freq = ratio(self.t.get((*w, "orders"), 0), self.t.get((*w, "active"), 0))
+            year = self.t.window(CLV_WINDOW).purchases
+            aov = ratio(year.revenue, year.orders)
+            freq = ratio(year.orders, year.active)
             if aov is not None and freq is not None:
                 value = float(Fraction(p.margin) * aov * freq / self.scale) * years
         return {
@@ -118,16 +109,14 @@ class Report:
         }
 
     def program(self) -> Json:
-        t, p = self.t, self.params
-        cost = t.get(("program", "cost_reward_minor"), 0) + p.point_value_minor * t.get(
-            ("program", "cost_unpriced_points"), 0
-        )
+        program, year = self.t.program, self.t.window(CLV_WINDOW)
+        cost = year.reward_minor + self.params.point_value_minor * year.unpriced_points
         incremental = self.incremental_revenue()
         roi = None if incremental is None else ratio(incremental - cost, cost)
         return {
-            "members_total": t.get(("program", "members_total"), 0),
-            "control_total": t.get(("program", "control_total"), 0),
-            "outstanding_points": t.get(("program", "outstanding_points"), 0),
+            "members_total": program.members_total,
+            "control_total": program.control_total,
+            "outstanding_points": program.outstanding_points,
             "program_cost": self.money(cost),
             "incremental_revenue": self.money(incremental),
             "roi": num(roi),
@@ -135,17 +124,15 @@ class Report:
 
     def incremental_revenue(self) -> Fraction | None:
         """Spec §3.4 over the 365-day window, baseline control if it has active customers."""
-        t, w = self.t, CLV_WINDOW
-        baseline = "control" if t.get(("seg", w, "control", "active"), 0) else "non_member"
-
-        def rpc(segment: str) -> Fraction | None:
-            key = ("seg", w, segment)
-            return ratio(t.get((*key, "revenue"), 0), t.get((*key, "active"), 0))
-
-        member, base = rpc("member"), rpc(baseline)
-        if member is None or base is None:
+        segments = self.t.window(CLV_WINDOW).segments
+        member = segments.get("member", Stats())
+        control = segments.get("control", Stats())
+        baseline = control if control.active else segments.get("non_member", Stats())
+        base = ratio(baseline.revenue, baseline.active)
+        per_member = ratio(member.revenue, member.active)
+        if per_member is None or base is None:
             return None
-        return (member - base) * t.get(("seg", w, "member", "active"), 0)
+        return (per_member - base) * member.active
 
 
 def annual_churn(churn_rate: Fraction, period: int) -> float:
@@ -155,7 +142,7 @@ def annual_churn(churn_rate: Fraction, period: int) -> float:
     return -math.expm1(365 / period * math.log1p(-float(churn_rate)))
 
 
-def kpi_document(terms: Terms, day: int, params: KpiParams) -> Json:
+def kpi_document(terms: KpiTerms, day: int, params: KpiParams) -> Json:
     """Spec §5 without "final" and "watermark" (the caller knows those)."""
     r = Report(terms, params)
     return {

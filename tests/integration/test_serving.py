@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stream_app.kpi.contribution import Terms
+from stream_app.kpi.terms import KpiTerms, from_flat
 from stream_app.kpi.watermarks import PartitionTime
 from stream_app.serving import ServingStore
 
@@ -50,14 +50,20 @@ async def test_the_first_final_day_may_start_the_history_earlier(store: ServingS
     assert await store.final_days() == (105, 60)
 
 
+def flat(terms: dict[tuple[object, ...], int]) -> KpiTerms:
+    return from_flat(terms.items())
+
+
 async def test_partials_are_written_once(store: ServingStore) -> None:
-    terms: Terms = {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999, ("churn", "x"): 0}
+    terms = flat(
+        {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999, ("churn", "churned"): 0}
+    )
     assert await store.publish_partial(100, 3, terms)
-    assert not await store.publish_partial(100, 3, {("w", 30, "orders"): 1})  # a stale writer
-    assert await store.publish_partial(100, 0, {("w", 30, "orders"): 2})
+    assert not await store.publish_partial(100, 3, flat({("w", 30, "orders"): 1}))  # a stale writer
+    assert await store.publish_partial(100, 0, flat({("w", 30, "orders"): 2}))
     assert await store.partials(100) == {
-        3: {("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999},
-        0: {("w", 30, "orders"): 2},
+        3: flat({("w", 30, "orders"): 5, ("ch", 30, "pos", "revenue"): 1999}),
+        0: flat({("w", 30, "orders"): 2}),
     }
     assert await store.partials(101) == {}
     await store.store_final(100, {"as_of": "merged"})
@@ -66,12 +72,14 @@ async def test_partials_are_written_once(store: ServingStore) -> None:
 
 
 async def test_previews_keep_the_newest_per_partition(store: ServingStore) -> None:
-    assert await store.publish_preview(1, day=100, terms={("w", 30, "orders"): 3}, count=3)
-    assert not await store.publish_preview(1, day=100, terms={("w", 30, "orders"): 2}, count=2)
-    assert await store.publish_preview(2, day=100, terms={}, count=0)
+    assert await store.publish_preview(1, day=100, terms=flat({("w", 30, "orders"): 3}), count=3)
+    assert not await store.publish_preview(
+        1, day=100, terms=flat({("w", 30, "orders"): 2}), count=2
+    )
+    assert await store.publish_preview(2, day=100, terms=KpiTerms(), count=0)
     assert await store.previews(range(4)) == {
-        1: (100, 3, {("w", 30, "orders"): 3}),
-        2: (100, 0, {}),
+        1: (100, 3, flat({("w", 30, "orders"): 3})),
+        2: (100, 0, KpiTerms()),
     }
 
 

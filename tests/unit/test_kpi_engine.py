@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 from stream_app.kpi.days import DAY_MS, business_day, to_date
-from stream_app.kpi.engine import KpiPartition, merge
+from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import PreviewCache
 from stream_app.kpi.report import kpi_document
+from stream_app.kpi.terms import merge
 from tests import kpi_reference as ref
 
 BASE_DAY = 20_000  # 2024-10-03

@@ -19,13 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import Terms
 from stream_app.kpi.days import DAY_MS, business_day, to_date
-from stream_app.kpi.engine import merge
 from stream_app.kpi.finality import final_day
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import Late, PartitionState
 from stream_app.kpi.report import kpi_document
+from stream_app.kpi.terms import KpiTerms, merge
 from stream_app.serving import version
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import assert_same, events, params_strategy, reference_params
@@ -40,14 +39,14 @@ class PreviewSlots:
     """The serving store's ``preview:<partition>`` keys: a write lands only with a
     newer version (stream_app/serving.py ``publish_preview``)."""
 
-    slots: dict[int, tuple[str, int, Terms]] = field(default_factory=dict)
+    slots: dict[int, tuple[str, int, KpiTerms]] = field(default_factory=dict)
 
-    def publish(self, partition: int, day: int, count: int, terms: Terms) -> None:
+    def publish(self, partition: int, day: int, count: int, terms: KpiTerms) -> None:
         current = self.slots.get(partition)
         if current is None or current[0] < version(day, count):
             self.slots[partition] = (version(day, count), day, terms)
 
-    def merged(self, day: int, partitions: int) -> Terms | None:
+    def merged(self, day: int, partitions: int) -> KpiTerms | None:
         """What day_close merges into the current document: only once every
         partition has a preview of ``day``."""
         if len(self.slots) < partitions or any(d != day for _, d, _ in self.slots.values()):
@@ -81,7 +80,7 @@ class Fleet:
         self.parts[number] = through_changelog(self.parts[number], self.params, self.min_tracked)
         self.owner[number] = to
 
-    def preview(self, day: int) -> Terms | None:
+    def preview(self, day: int) -> KpiTerms | None:
         for number, part in self.parts.items():
             published, count = self.previewed[self.owner[number]], part.applied_events
             if published.get(number) != (day, count):

@@ -128,7 +128,7 @@ def test_a_partition_that_never_closed_starts_at_the_first_final_day() -> None:
     part.apply(Purchase("e1", "alice", BASE_DAY * DAY_MS, 1000, "o1"), "s", 0, now_ms=0)
     closed = part.close_through(BASE_DAY + 3, first_day=BASE_DAY + 1)
     assert [d for d, _ in closed] == [BASE_DAY + 1, BASE_DAY + 2, BASE_DAY + 3]
-    assert all(t[("w", 30, "orders")] == 1 for _, t in closed)
+    assert all(t.windows[30].purchases.orders == 1 for _, t in closed)
     part.published([BASE_DAY + 1, BASE_DAY + 2])
     assert list(part.meta().unpublished) == [BASE_DAY + 3]
     assert part.meta().closed_day == BASE_DAY + 3
