@@ -1,6 +1,6 @@
 """Per-partition KPI state, advanced one closed business day at a time.
 
-``totals`` is the sum of every customer's contribution as of the last closed
+``terms`` is the sum of every customer's contribution as of the last closed
 day. Closing day D revisits only the customers whose contribution can differ
 between D-1 and D: those with an event on a day D - b, b in params.boundaries
 (a window edge, the churn look-back, ...). For them the delta is
@@ -33,7 +33,7 @@ class KpiPartition:
         self.closed_day = closed_day
         # Days before this are gone from the histories and from ``by_day``.
         self.pruned_before: int | None = None
-        self.totals = KpiTerms()
+        self.terms = KpiTerms()
         # customer -> contribution as of closed_day, for those the last close touched
         self._closed_contributions: dict[str, KpiTerms] = {}
 
@@ -55,7 +55,7 @@ class KpiPartition:
         return history
 
     def close(self, day: int) -> KpiTerms:
-        """Make ``day`` final (the next one after the last closed) and return totals."""
+        """Make ``day`` final (the next one after the last closed) and return its terms."""
         if self.closed_day is not None and day != self.closed_day + 1:
             raise ValueError(f"close day {self.closed_day + 1} before day {day}")
         params = self.params
@@ -69,12 +69,12 @@ class KpiPartition:
             if before is None:
                 before = contribution(history, day - 1, params)
             after = now[customer] = contribution(history, day, params)
-            self.totals.add(before, -1)
-            self.totals.add(after)
+            self.terms.add(before, -1)
+            self.terms.add(after)
         self._closed_contributions = now
         self.closed_day = day
         self._prune(day)
-        return self.totals.copy()
+        return self.terms.copy()
 
     def touched_between(self, after: int, through: int) -> set[str] | None:
         """Customers whose contribution can differ between as of ``after`` and as of
@@ -116,7 +116,7 @@ class KpiPartition:
         closed_day: int | None,
         histories: Iterable[tuple[str, CustomerHistory]],
     ) -> KpiPartition:
-        """Rebuild from stored histories: totals are recomputed as of ``closed_day``."""
+        """Rebuild from stored histories: terms are recomputed as of ``closed_day``."""
         part = cls(params, closed_day)
         if closed_day is not None:  # stored histories were pruned up to this close at most
             part.pruned_before = closed_day - params.history_days
@@ -125,5 +125,5 @@ class KpiPartition:
             for day in history.days():
                 part.by_day[day].add(customer)
             if closed_day is not None:
-                part.totals.add(contribution(history, closed_day, params))
+                part.terms.add(contribution(history, closed_day, params))
         return part

@@ -57,7 +57,7 @@ class PartitionState:
         self.ledgers: dict[str, RejectionLedger] = {}
         self.totals = Totals()
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
-        # Closed days whose totals the serving store has not confirmed yet.
+        # Closed days whose KPI terms the serving store has not confirmed yet.
         self.unpublished: dict[int, KpiTerms] = {}
         self.first_day: int | None = None  # the earliest business day applied
         # The stream's final day as last given; days up to it are late even while
@@ -109,7 +109,7 @@ class PartitionState:
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None
     ) -> list[tuple[int, KpiTerms]]:
-        """Make every day up to ``day`` final; the totals as of each day closed.
+        """Make every day up to ``day`` final; the KPI terms as of each day closed.
 
         A partition that never closed a day starts at ``first_day`` (the first
         day the stream declared final; default ``day``), computed in full, so
@@ -129,7 +129,7 @@ class PartitionState:
         if closed is None:
             start = day if first_day is None else min(first_day, day)
             self._rebuild_kpi(start)
-            out = [(start, self.kpi.totals.copy())]
+            out = [(start, self.kpi.terms.copy())]
             closed = start
         else:
             out = []
@@ -139,7 +139,7 @@ class PartitionState:
         return out
 
     def published(self, days: Iterable[int]) -> None:
-        """The serving store holds these days' totals: stop carrying them."""
+        """The serving store holds these days' terms: stop carrying them."""
         for d in days:
             self.unpublished.pop(d, None)
 
@@ -160,7 +160,7 @@ class PartitionState:
         return sum(self.totals.events.values())
 
     def _rebuild_kpi(self, closed_day: int | None) -> None:
-        """The engine over the customers' histories, totals as of ``closed_day``."""
+        """The engine over the customers' histories, terms as of ``closed_day``."""
         histories = ((c, s.history) for c, s in self.customers.items())
         self.kpi = KpiPartition.restore(self.params, closed_day, histories)
 
@@ -214,7 +214,7 @@ class PartitionState:
 
 
 class PreviewCache:
-    """The totals as of one open day, kept up to date by deltas.
+    """The KPI terms as of one open day, kept up to date by deltas.
 
     Before a customer's history changes for the first time since the last
     preview, its contribution as of the preview day is set aside; the next
@@ -231,7 +231,7 @@ class PreviewCache:
 
     def __init__(self, min_tracked: int = 1000) -> None:
         self.day: int | None = None  # None: the next preview is computed in full
-        self.totals = KpiTerms()
+        self.current = KpiTerms()
         self.before: dict[str, KpiTerms] = {}
         self.min_tracked = min_tracked
         self.tracking = True
@@ -250,7 +250,7 @@ class PreviewCache:
         if len(self.before) >= self._limit:  # cheaper to start over
             self.untracked.update(self.before)
             self.untracked.add(customer)
-            self.day, self.totals, self.before = None, KpiTerms(), {}
+            self.day, self.current, self.before = None, KpiTerms(), {}
             return
         self.before[customer] = contribution(history, self.day, params)
 
@@ -261,17 +261,17 @@ class PreviewCache:
         if since is not None and day >= since and self.tracking:
             moved = kpi.touched_between(since, day)  # None: pruned since the last preview
         if since is None or moved is None:
-            self.totals = merge(contribution(h, day, params) for h in histories.values())
+            self.current = merge(contribution(h, day, params) for h in histories.values())
         else:
-            totals = self.totals
+            current = self.current
             for customer in self.before.keys() | moved:
                 old = self.before.get(customer)
                 if old is None:
                     old = contribution(histories[customer], since, params)
-                totals.add(old, -1)
-                totals.add(contribution(histories[customer], day, params))
+                current.add(old, -1)
+                current.add(contribution(histories[customer], day, params))
         # Track the next cycle only if this one changed few enough customers.
         self.tracking = len(self.untracked) + len(self.before) < self._limit
         self.day = day
         self.before, self.untracked = {}, set()
-        return self.totals.copy()
+        return self.current.copy()

@@ -110,7 +110,7 @@ def test_an_event_of_a_final_day_is_late_and_changes_nothing() -> None:
     assert late == Late(BASE_DAY + 2, BASE_DAY + 3)
     assert "bob" not in part.customers
     assert part.close_through(BASE_DAY + 3) == []
-    assert part.kpi.totals == before
+    assert part.kpi.terms == before
 
 
 def test_a_version_1_customer_record_reads_with_an_empty_history() -> None:
