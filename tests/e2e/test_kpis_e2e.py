@@ -24,9 +24,9 @@ from stream_app.kpi.days import DAY_MS
 from stream_app.settings import Settings
 from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from tests import kpi_reference as ref
-from tests.integration.conftest import Cluster, WorkerHandle
-from tests.integration.kafka_io import produce
-from tests.integration.test_pipeline import to_records
+from tests.e2e.conftest import Cluster, WorkerHandle
+from tests.e2e.kafka_io import produce
+from tests.e2e.test_pipeline import to_records
 from tests.unit.test_kpi_engine import assert_same, reference_params
 
 DAYS = 420

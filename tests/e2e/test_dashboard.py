@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import Select
 
-from tests.integration.conftest import Cluster, WorkerHandle
-from tests.integration.test_alerts import feed_spike, judged_through_the_last_final_day
+from tests.e2e.conftest import Cluster, WorkerHandle, wait_for
+from tests.e2e.test_alerts import feed_spike, judged_through_the_last_final_day
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHARTS = ("churn", "repeat", "redemption", "aov")
@@ -38,16 +38,6 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield chrome
     finally:
         chrome.quit()
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}; last: {last!r}")
 
 
 def pick(doc: dict[str, Any], path: str) -> Any:
@@ -190,6 +180,8 @@ def test_dashboard_shows_the_kpis_charts_and_the_raised_alert(
     ARTIFACTS.mkdir(exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(int(height) + 120, 6000))
+    # Deliberate: a moment for the page to repaint at its full height before the
+    # screenshot (an artifact; nothing is asserted on it, the width is unchanged).
     time.sleep(0.5)
     shot = ARTIFACTS / "dashboard.png"
     assert browser.save_screenshot(str(shot))
@@ -271,13 +263,20 @@ def open_alert_and_outage_are_shown(page: webdriver.Chrome, raised: dict[str, An
     assert not page.find_element("id", "error").is_displayed()  # back once it answers
 
 
+# The charts resize 150 ms after the window does: each to its container's width.
+CHARTS_FIT_JS = """
+return Object.entries(window.dashboard.charts).every(([name, c]) =>
+  c.width === Math.max(200, document.getElementById(`chart-${name}`).clientWidth));
+"""
+
+
 def phone_width_has_no_horizontal_scroll(page: webdriver.Chrome) -> None:
     page.set_window_size(390, 844)
     inner = wait_for(
         "the phone layout",
         lambda: page.execute_script("return window.innerWidth <= 400 && window.innerWidth"),
     )
-    time.sleep(0.6)  # the charts resize after 150 ms
+    wait_for("the charts to resize to the phone width", lambda: page.execute_script(CHARTS_FIT_JS))
     scroll = page.execute_script("return document.documentElement.scrollWidth")
     assert scroll <= inner, (scroll, inner)
     page.save_screenshot(str(ARTIFACTS / "dashboard-phone.png"))

@@ -1,4 +1,8 @@
-"""Real broker, real worker processes. Each test gets its own topics and group."""
+"""Real broker, real worker processes. Each test gets its own topics and group.
+
+The broker and Redis (``broker_address``, ``redis_url``) and ``new_settings`` are in
+tests/conftest.py: the integration tests use them too.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,26 +19,20 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_app.broker import start_broker
 from stream_app.processes import free_port, spawn, stop
-from stream_app.redis_server import start_redis
 from stream_app.settings import Settings
+from tests.conftest import new_settings
 
 
-@pytest.fixture(scope="session")
-def broker_address() -> Iterator[str]:
-    port = free_port()
-    proc = start_broker(port)
-    yield f"127.0.0.1:{port}"
-    stop(proc)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    port = free_port()
-    proc = start_redis(port)
-    yield f"redis://127.0.0.1:{port}/0"
-    stop(proc)
+def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 30) -> Any:
+    """Poll ``probe`` until it returns something truthy, and return that."""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}; last: {last!r}")
 
 
 @dataclass
@@ -129,24 +126,6 @@ class Cluster:
                 pass
             time.sleep(0.3)
         pytest.fail(f"timed out; last totals {last}\n{worker.log_tail()}")
-
-
-def new_settings(broker_address: str, redis_url: str, tmp_path: Path, name: str) -> Settings:
-    """Topics, group and Redis keys of this test's own."""
-    tag = f"{name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
-    return Settings(
-        broker=broker_address,
-        app_id=f"lp-{tag}",
-        topic_purchases=f"{tag}.purchases",
-        topic_enrollments=f"{tag}.enrollments",
-        topic_redemptions=f"{tag}.redemptions",
-        topic_dead_letter=f"{tag}.dead-letter",
-        topic_alerts=f"{tag}.alerts",
-        partitions=4,
-        store="rocksdb",
-        data_dir=tmp_path,
-        redis_url=redis_url,
-    )
 
 
 @pytest.fixture

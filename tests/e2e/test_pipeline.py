@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from stream_app.simulator import SimulationConfig, generate, to_json_line
-from tests.integration.conftest import Cluster
-from tests.integration.kafka_io import produce, read_all
+from tests.e2e.conftest import Cluster
+from tests.e2e.kafka_io import produce, read_all
 from tests.malformed import line, malformed_event, missing_customer
 from tests.oracle import expected_totals, observed
 

@@ -36,9 +36,9 @@ import yaml
 from stream_app.kpi.spike import DayChurn, SpikeRule, Verdict, judge, step
 from stream_app.processes import free_port, spawn, stop
 from stream_app.simulator import DAY_MS, SimulationConfig, event_time_ms, generate, to_json_line
-from tests.integration.conftest import Cluster, WorkerHandle
-from tests.integration.kafka_io import produce
-from tests.integration.test_pipeline import to_records
+from tests.e2e.conftest import Cluster, WorkerHandle
+from tests.e2e.kafka_io import produce
+from tests.e2e.test_pipeline import to_records
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
