@@ -26,15 +26,15 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from stream_app.broker import start_broker
+from loyalty_pulse_dev.broker import start_broker
+from loyalty_pulse_dev.processes import free_port, spawn
+from loyalty_pulse_dev.processes import stop as stop_process
+from loyalty_pulse_dev.redis_server import start_redis
+from loyalty_pulse_dev.simulator import SimulationConfig, generate, to_json_line
 from stream_app.contract import EventType, Rejected, decode
 from stream_app.pipeline import partition_for
-from stream_app.processes import free_port, spawn
-from stream_app.processes import stop as stop_process
 from stream_app.producer import EventSender, Throttle
-from stream_app.redis_server import start_redis
 from stream_app.settings import Settings
-from stream_app.simulator import SimulationConfig, generate, to_json_line
 
 
 def events(count: int, customers: int) -> list[tuple[EventType, bytes, bytes]]:

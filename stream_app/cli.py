@@ -55,8 +55,8 @@ def broker(
     ] = None,
 ) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
-    from stream_app.broker import start_broker
-    from stream_app.processes import stop
+    from loyalty_pulse_dev.broker import start_broker
+    from loyalty_pulse_dev.processes import stop
     from stream_app.topics import ensure_topics
 
     settings = load_settings(broker=f"127.0.0.1:{port}", partitions=partitions)
@@ -211,7 +211,7 @@ def simulate(
     broker: BrokerOpt = None,
 ) -> None:
     """Generate realistic POS and webshop loyalty traffic."""
-    from stream_app.simulator import SimulationConfig
+    from loyalty_pulse_dev.simulator import SimulationConfig
 
     config = SimulationConfig(
         customers=customers,
@@ -230,7 +230,7 @@ def simulate(
 
 
 def _simulate_to_file(config: Any, output: str) -> None:
-    from stream_app.traffic import simulate_to_file, wall_ms
+    from loyalty_pulse_dev.traffic import simulate_to_file, wall_ms
 
     out: IO[bytes] = sys.stdout.buffer if output == "-" else Path(output).open("wb")  # noqa: SIM115
     try:
@@ -244,8 +244,8 @@ def _simulate_to_file(config: Any, output: str) -> None:
 def _simulate_to_broker(
     settings: Settings, config: Any, speed: float | None, rate: float | None
 ) -> None:
+    from loyalty_pulse_dev.traffic import simulate_to_broker, stop_on_signals
     from stream_app.producer import EventSender
-    from stream_app.traffic import simulate_to_broker, stop_on_signals
 
     async def run() -> int:
         stop = stop_on_signals()
@@ -277,7 +277,7 @@ def demo(
     days_back: Annotated[int, typer.Option(min=1, help="Simulated history before today")] = 365,
 ) -> None:
     """Broker + Redis + worker + simulated traffic; prints the URLs of the HTTP view."""
-    from stream_app.demo import run_demo
+    from loyalty_pulse_dev.demo import run_demo
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -8,6 +8,9 @@ from aiokafka.errors import KafkaError
 from stream_app.settings import Settings
 
 TOPIC_EXISTS = 36
+# The cluster id the embedded broker runs with (loyalty_pulse_dev/broker.py); a
+# worker that sees it ends changelog writes with end markers (faust_adapter.py).
+EMBEDDED_CLUSTER_ID = "loyalty-pulse-embedded"
 
 
 class TopicLayoutError(RuntimeError):

@@ -22,7 +22,6 @@ import faust
 from agents.ingest import MARK_INTERVAL_SECONDS, BatchIngest
 from stream_app.alerts import AlertStore, SpikeMonitor
 from stream_app.app import new_app
-from stream_app.broker import EMBEDDED_CLUSTER_ID
 from stream_app.day_close import CLOSE_INTERVAL_SECONDS, DayCloser
 from stream_app.faust_adapter import FaustBroker
 from stream_app.metrics import WorkerMetrics
@@ -30,7 +29,7 @@ from stream_app.pipeline import Pipeline
 from stream_app.runtime import Readiness, Views, WorkerStatus
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
-from stream_app.topics import ensure_topics
+from stream_app.topics import EMBEDDED_CLUSTER_ID, ensure_topics
 from stream_app.web import register_views
 from tables.state import StateTables, declare_tables
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.broker import start_broker
-from stream_app.processes import free_port, stop
-from stream_app.redis_server import start_redis
+from loyalty_pulse_dev.broker import start_broker
+from loyalty_pulse_dev.processes import free_port, stop
+from loyalty_pulse_dev.redis_server import start_redis
 from stream_app.settings import Settings
 
 TESTS = Path(__file__).resolve().parent

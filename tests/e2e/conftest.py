@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_app.processes import free_port, spawn, stop
+from loyalty_pulse_dev.processes import free_port, spawn, stop
 from stream_app.settings import Settings
 from tests.conftest import new_settings
 

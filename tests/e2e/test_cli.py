@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_app.processes import free_port
+from loyalty_pulse_dev.processes import free_port
 from tests.e2e.conftest import wait_for
 
 CLI = [sys.executable, "-m", "stream_app.cli"]

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from stream_app.contract import Event, EventType, decode
 from stream_app.kpi.days import DAY_MS
 from stream_app.settings import Settings
-from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from tests import kpi_reference as ref
 from tests.e2e.conftest import Cluster, WorkerHandle
 from tests.e2e.kafka_io import produce

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from stream_app.simulator import SimulationConfig, generate, to_json_line
+from loyalty_pulse_dev.simulator import SimulationConfig, generate, to_json_line
 from tests.e2e.conftest import Cluster
 from tests.e2e.kafka_io import produce, read_all
 from tests.malformed import line, malformed_event, missing_customer

@@ -33,9 +33,15 @@ import orjson
 import pytest
 import yaml
 
+from loyalty_pulse_dev.processes import free_port, spawn, stop
+from loyalty_pulse_dev.simulator import (
+    DAY_MS,
+    SimulationConfig,
+    event_time_ms,
+    generate,
+    to_json_line,
+)
 from stream_app.kpi.spike import DayChurn, SpikeRule, Verdict, judge, step
-from stream_app.processes import free_port, spawn, stop
-from stream_app.simulator import DAY_MS, SimulationConfig, event_time_ms, generate, to_json_line
 from tests.e2e.conftest import Cluster, WorkerHandle
 from tests.e2e.kafka_io import produce
 from tests.e2e.test_pipeline import to_records

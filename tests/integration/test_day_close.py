@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from loyalty_pulse_dev.processes import free_port
+from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from stream_app.contract import Event, EventType, decode
 from stream_app.kpi.days import to_date
 from stream_app.pipeline import partition_for
-from stream_app.processes import free_port
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
-from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from stream_app.testing import MemoryBroker, MemoryWorker
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import assert_same, reference_params

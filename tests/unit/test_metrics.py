@@ -12,13 +12,13 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from loyalty_pulse_dev.simulator import SimulationConfig, generate
 from stream_app.contract import EventType, decode
 from stream_app.kpi.days import business_day
 from stream_app.kpi.partition import PartitionState
 from stream_app.kpi.report import kpi_document
 from stream_app.metrics import Scrape, WorkerMetrics, exposition, kpi_gauges_markdown
 from stream_app.settings import Settings
-from stream_app.simulator import SimulationConfig, generate
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
 BOUNDED_LABELS = {"window", "segment", "channel", "type", "outcome", "reason", "topic", "partition"}

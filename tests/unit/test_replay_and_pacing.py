@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from loyalty_pulse_dev.traffic import EventClock, wall_ms
 from stream_app.contract import EventType
 from stream_app.replay import parse_line, replay_lines
-from stream_app.traffic import EventClock, wall_ms
 
 
 class RecordingSender:

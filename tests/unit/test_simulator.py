@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app.simulator import (
+from loyalty_pulse_dev.simulator import (
     DAY_MS,
     SimulationConfig,
     event_time_ms,

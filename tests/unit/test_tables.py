@@ -72,7 +72,7 @@ def test_customer_state_version_2_rows_are_still_read() -> None:
 
 
 def test_changelog_end_markers_follow_the_broker_in_auto_mode() -> None:
-    from stream_app.broker import EMBEDDED_CLUSTER_ID
+    from stream_app.topics import EMBEDDED_CLUSTER_ID
     from stream_app.worker import wants_end_markers
 
     auto, on, off = (Settings(changelog_end_markers=m) for m in ("auto", "on", "off"))

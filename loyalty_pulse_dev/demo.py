@@ -16,14 +16,14 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from stream_app.broker import start_broker
-from stream_app.processes import port_is_free, spawn, stop
+from loyalty_pulse_dev.broker import start_broker
+from loyalty_pulse_dev.processes import port_is_free, spawn, stop
+from loyalty_pulse_dev.redis_server import start_redis
+from loyalty_pulse_dev.simulator import SimulationConfig
+from loyalty_pulse_dev.traffic import simulate_to_broker, stop_on_signals
 from stream_app.producer import EventSender
-from stream_app.redis_server import start_redis
 from stream_app.settings import Settings
-from stream_app.simulator import SimulationConfig
 from stream_app.topics import ensure_topics
-from stream_app.traffic import simulate_to_broker, stop_on_signals
 
 console = Console(stderr=True)
 
