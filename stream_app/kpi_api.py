@@ -36,11 +36,26 @@ def redis_unreachable(exc: Exception) -> str:
     return f"the serving store (Redis) is unreachable: {exc}"
 
 
-def parse_day(name: str, text: str) -> int | Response:
+class QueryError(ValueError):
+    """A query parameter the client has to fix (a 400 with this message)."""
+
+
+def day_of(name: str, text: str) -> int:
     try:
         return from_date(date.fromisoformat(text))
     except ValueError:
-        return error(400, f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}")
+        raise QueryError(f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}") from None
+
+
+def day_range(query: Mapping[str, str], first: int, last: int) -> tuple[int, int]:
+    """``from`` and ``to`` of the query (defaults ``first`` and ``last``), checked."""
+    if "from" in query:
+        first = day_of("from", query["from"])
+    if "to" in query:
+        last = day_of("to", query["to"])
+    if last < first or last - first > MAX_HISTORY_DAYS:
+        raise QueryError(f"need from <= to, at most {MAX_HISTORY_DAYS} days apart")
+    return first, last
 
 
 async def kpis(store: KpiSource, query: Mapping[str, str]) -> Response:
@@ -51,9 +66,10 @@ async def kpis(store: KpiSource, query: Mapping[str, str]) -> Response:
         if doc is None:
             return error(503, "no KPIs yet: the worker has not processed any event")
         return 200, doc
-    day = parse_day("as_of", as_of)
-    if not isinstance(day, int):
-        return day
+    try:
+        day = day_of("as_of", as_of)
+    except QueryError as exc:
+        return error(400, str(exc))
     doc = await store.final(day)
     if doc is None:
         return error(404, f"no final KPIs kept for {as_of}: the day is not final yet or too old")
@@ -75,14 +91,10 @@ async def history(store: KpiSource, query: Mapping[str, str]) -> Response:
     kept = await store.kept_days()
     if not kept:
         return 200, {"days": [], "series": {}}
-    first = parse_day("from", query["from"]) if "from" in query else max(kept[0], kept[-1] - 89)
-    last = parse_day("to", query["to"]) if "to" in query else kept[-1]
-    if not isinstance(first, int):
-        return first
-    if not isinstance(last, int):
-        return last
-    if last < first or last - first > MAX_HISTORY_DAYS:
-        return error(400, f"need from <= to, at most {MAX_HISTORY_DAYS} days apart")
+    try:
+        first, last = day_range(query, max(kept[0], kept[-1] - 89), kept[-1])
+    except QueryError as exc:
+        return error(400, str(exc))
     docs = await store.history(first, last)
     fields = [f for f in query.get("fields", "").split(",") if f]
     if not fields:
@@ -117,14 +129,10 @@ async def churn_baseline(store: KpiSource, rule: SpikeRule, query: Mapping[str, 
     }
     if not kept:
         return 200, empty
-    first = parse_day("from", query["from"]) if "from" in query else kept[-1] - 89
-    last = parse_day("to", query["to"]) if "to" in query else kept[-1]
-    if not isinstance(first, int):
-        return first
-    if not isinstance(last, int):
-        return last
-    if last < first or last - first > MAX_HISTORY_DAYS:
-        return error(400, f"need from <= to, at most {MAX_HISTORY_DAYS} days apart")
+    try:
+        first, last = day_range(query, kept[-1] - 89, kept[-1])
+    except QueryError as exc:
+        return error(400, str(exc))
     churn = churn_by_day(await store.history(first - rule.baseline_days, last))
     out: dict[str, list[Any]] = {key: [] for key in empty}
     for day in sorted(d for d in churn if first <= d <= last):
