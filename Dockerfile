@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY stream_app ./stream_app
 COPY agents ./agents
 COPY tables ./tables
+COPY loyalty_pulse_dev ./loyalty_pulse_dev
 RUN pip install --no-cache-dir . \
     && cd / \
     && rm -rf /tmp/loyalty-pulse-src

@@ -18,14 +18,16 @@ here, behind ``FaustBroker``'s narrow interface:
 - assignment changes: ``owned_partitions`` (``app.assignor.assigned_actives``);
 - lag: ``lag`` (``Consumer.highwater``, ``_read_offset``, ``_committed_offset``).
 
-Supported: faust-streaming 0.15.3 with aiokafka 0.12 (pyproject pins
-``faust-streaming>=0.15.3,<0.16``). ``tests/unit/test_faust_adapter.py`` pins
-the source of every upstream method copied, overridden or bypassed here and
-checks that every private attribute used still exists. When upgrading: a
-failing pin names the method; re-read the new upstream code, carry its fixes
-into the copy (``BatchConsumer._drain_messages`` follows upstream's loop,
-including its yield every 100 messages and its exception logging), then
-update the digest.
+Supported: faust-streaming 0.15.3 (pyproject pins ``>=0.15.3,<0.16``) with
+aiokafka 0.14.0 and mode-streaming as they install with it.
+``tests/unit/test_faust_adapter.py`` pins the source of every upstream method
+copied, overridden or bypassed here and of the constructors that define the
+private attributes used, and fails when this module uses a private member it
+does not list. When upgrading: a failing pin names the method; re-read the new
+upstream code, carry its fixes into the copy, then update the digest.
+``BatchConsumer._drain_messages`` follows upstream's loop with its exception
+logging; upstream's yield every 100 messages is deliberately not copied into
+the collection of a batch (see there).
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ except ImportError:  # pragma: no cover - rocksdict is a dependency
 # records waited ~0.5 s before being read (measured: p50 0.67 s from send to
 # applied). 100 ms keeps idle fetches cheap and live records quick.
 FETCH_MAX_WAIT_MS = 100
-YIELD_EVERY = 100  # messages between yields to the event loop (as upstream)
 
 
 class BatchHandler(Protocol):
@@ -210,6 +211,14 @@ class BatchConsumer(RewindingConsumer):
     committed exactly as Faust commits acked messages. Records of other topics
     (changelogs during a recovery) go through Faust's own path. A copy of
     ``faust.transport.consumer.Consumer._drain_messages`` with that one change.
+
+    Upstream yields to the event loop every 100 messages; its messages are
+    tracked by then. Here a batch is neither tracked nor handled until it is
+    handed over, so a yield while collecting would let a rebalance revoke its
+    partitions (Faust waits only for tracked messages) and the batch would then
+    be applied to partitions another worker owns. Collecting is a cheap loop,
+    and the loop awaits the handler (which awaits the broker) once per batch.
+    Records of partitions revoked meanwhile are not handed over at all.
     """
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - e2e
@@ -219,7 +228,6 @@ class BatchConsumer(RewindingConsumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
-        since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -230,10 +238,6 @@ class BatchConsumer(RewindingConsumer):
                 handler = cast(BatchTransport, self.transport).batch_handler
                 batch: list[Message] = []
                 async for tp, message in ait:
-                    since_yield += 1
-                    if since_yield > YIELD_EVERY:
-                        await asyncio.sleep(0)
-                        since_yield = 0
                     offset = message.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is not None and offset < r_offset:
@@ -268,9 +272,13 @@ class BatchConsumer(RewindingConsumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _hand_over(self, handler: BatchHandler, batch: list[Message]) -> None:
+        # A rebalance may take partitions at any await: their new owner reads
+        # them again from the last commit, so neither apply nor ack them here.
+        assigned = self.assignment()
+        batch = [m for m in batch if m.tp in assigned]
+        if not batch:
+            return
         await handler.handle(batch)
-        # A rebalance may have taken partitions meanwhile: their new owner reads
-        # them again from the last commit.
         assigned = self.assignment()
         for message in batch:
             if message.tp in assigned:

@@ -41,7 +41,8 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self.logs: dict[TopicPartition, list[Record]] = {}
-        self.positions: dict[TopicPartition, int] = {}
+        self.positions: dict[TopicPartition, int] = {}  # the next offset to read
+        self.committed: dict[TopicPartition, int] = {}  # the group's commits
 
     def send(
         self,
@@ -146,7 +147,7 @@ class MemoryWorker:
         self.owned = set(owned)
         self.clock = clock
         self.tables = tables or memory_tables(settings.partitions)
-        self.committed: dict[TopicPartition, int] = {}
+        self.acked: dict[TopicPartition, int] = {}  # read and handled, not yet committed
         self.start()
 
     def start(self) -> None:
@@ -173,7 +174,9 @@ class MemoryWorker:
             return False
         tp = rng.choice(ready)
         unread = len(self.broker.logs[tp]) - self.broker.positions.get(tp, 0)
-        await self.ingest.handle([self.broker.take(tp) for _ in range(min(batch, unread))])
+        records = [self.broker.take(tp) for _ in range(min(batch, unread))]
+        await self.ingest.handle(records)
+        self.acked[tp] = records[-1].offset + 1  # only now may it be committed
         return True
 
     async def send_markers(self) -> None:
@@ -185,17 +188,15 @@ class MemoryWorker:
         self.commit()
 
     def commit(self) -> None:
-        self.committed = {tp: p for tp, p in self.broker.positions.items() if tp[1] in self.owned}
+        """Commit what this worker handled, as Faust commits acked offsets."""
+        self.broker.committed.update(self.acked)
+        self.acked = {}
 
     def crash_and_restart(self) -> None:
-        """Whatever was not settled is lost; reading resumes at the last commit."""
+        """Whatever was not settled is lost; reading resumes at the group's commit."""
         self.writer.lose_unsettled()
+        self.acked = {}
         for tp in list(self.broker.positions):
             if tp[1] in self.owned:
-                self.broker.positions[tp] = self.committed.get(tp, 0)
+                self.broker.positions[tp] = self.broker.committed.get(tp, 0)
         self.start()
-
-    def reassign(self, owned: Iterable[int]) -> None:
-        """Own these partitions from now on (a rebalance)."""
-        self.owned = set(owned)
-        self.pipeline.assign(self.owned)

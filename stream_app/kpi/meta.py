@@ -21,7 +21,9 @@ from typing import Any
 
 from stream_app.kpi.terms import KpiTerms, from_flat
 
-META_VERSION = 1
+# 2: terms in their typed JSON form (kpi/terms.py); version 1 (flat rows) still reads.
+META_VERSION = 2
+READABLE_META_VERSIONS = (1, 2)
 
 
 def terms_to_json(terms: KpiTerms) -> dict[str, Any]:
@@ -51,7 +53,7 @@ class PartitionMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartitionMeta:
-        if data.get("meta") != META_VERSION:
+        if data.get("meta") not in READABLE_META_VERSIONS:
             raise ValueError(f"unsupported partition meta version {data.get('meta')!r}")
         unpublished = {int(d): terms_from_json(t) for d, t in data["unpublished"].items()}
         return cls(data["closed_day"], unpublished, dict(data.get("marks", {})))

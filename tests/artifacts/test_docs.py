@@ -136,6 +136,16 @@ def test_compose_services_and_builds() -> None:
     assert "ports" not in services["worker"], "a host port breaks --scale"
 
 
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, f"the image lacks {package}/"
+
+
 # -- commands shown in the README -----------------------------------------------
 
 

@@ -144,7 +144,7 @@ def test_restart_of_a_group_that_never_committed_processes_every_event(
 ) -> None:
     """A crash before the first offset commit: the restarted worker has no committed
     offsets to seek to. Faust drops records it fetched while recovering, and without
-    the rewind in stream_app.transport they were skipped or applied out of order."""
+    the rewind in stream_app.faust_adapter they were skipped or applied out of order."""
     crash_a_quarter_in_then_restart(cluster, seed=22, commit_interval="3600")
 
 

@@ -72,3 +72,13 @@ def test_a_misspelt_term_is_an_error_not_a_zero() -> None:
         one_customer().churn.chruned  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(KeyError):
         KpiTerms.from_json({"chrun": {}})
+
+
+def test_a_partition_meta_of_version_1_still_reads() -> None:
+    from stream_app.kpi.meta import PartitionMeta
+
+    old = {"meta": 1, "closed_day": 20_000, "unpublished": {"20000": [[["w", 30, "orders"], 2]]}}
+    meta = PartitionMeta.from_dict(old)
+    assert meta.unpublished[20_000].windows[30].purchases.orders == 2
+    assert PartitionMeta.from_dict(meta.to_dict()) == meta
+    assert meta.to_dict()["meta"] == 2
