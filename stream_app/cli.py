@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from stream_app.settings import Settings, settings_table
+from stream_app.settings import Settings, env_name, settings_table, unknown_settings
 
 cli = typer.Typer(
     help="Real-time loyalty-program KPIs from Kafka events.",
@@ -33,13 +34,21 @@ BrokerOpt = Annotated[
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env vars, with the flags that were given on top."""
+    for warning in unknown_settings(os.environ):
+        console.print(f"[bold yellow]warning:[/] {warning}")
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise typer.BadParameter(problems) from None
+        raise typer.BadParameter("; ".join(map(setting_problem, exc.errors()))) from None
+
+
+def setting_problem(error: Any) -> str:
+    """A validation error as the variable, the value given and the rule."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message  # a rule across settings: the message names them
+    field = str(error["loc"][0])
+    return f"{env_name(field)}={error.get('input')!r}: {message}"
 
 
 def fail(message: str) -> typer.Exit:

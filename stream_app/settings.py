@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_app.contract import ContractConfig, EventType
 from stream_app.currency import minor_digits
 from stream_app.kpi.params import KpiParams
 
+ENV_PREFIX = "LOYALTY_PULSE_"
+
 
 class Settings(BaseSettings):
     """Configuration of a worker and of the CLI commands that talk to the broker."""
 
-    model_config = SettingsConfigDict(env_prefix="LOYALTY_PULSE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     broker: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
@@ -121,16 +126,48 @@ class Settings(BaseSettings):
         "info", description="Worker log level"
     )
 
+    @field_validator("windows_days")
+    @classmethod
+    def _windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w < 1 for w in value):
+            raise ValueError("every window must be at least 1 day")
+        return value
+
+    @field_validator("reporting_tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         minor_digits(self.currency)  # raises ValueError for an unknown currency
         _check_locale(self.dashboard_locale)
-        self.kpi_params  # noqa: B018 - validates windows, P < T and the time zone
+        n = self.named
+        if self.inactivity_days <= self.churn_period_days:
+            raise ValueError(
+                f"{n('inactivity_days')} must exceed {n('churn_period_days')}: the inactivity "
+                f"threshold T ({self.inactivity_days}) must exceed the churn period P "
+                f"({self.churn_period_days})"
+            )
         if self.spike_min_days > self.spike_baseline_days:
-            raise ValueError("spike_min_days must not exceed spike_baseline_days")
+            raise ValueError(
+                f"{n('spike_min_days')} must not exceed {n('spike_baseline_days')}: a verdict "
+                "needs that many days of the baseline"
+            )
         if self.heartbeat_interval >= self.session_timeout:
-            raise ValueError("heartbeat_interval must be below session_timeout")
+            raise ValueError(
+                f"{n('heartbeat_interval')} must be below {n('session_timeout')}: the group "
+                "drops a worker whose heartbeats are slower than its session"
+            )
         return self
+
+    def named(self, field: str) -> str:
+        """A setting as it is written in the environment, e.g. LOYALTY_PULSE_INACTIVITY_DAYS=90."""
+        return f"{env_name(field)}={env_value(getattr(self, field))}"
 
     @cached_property
     def topics(self) -> dict[EventType, str]:
@@ -175,6 +212,29 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.web_port}"
 
 
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A warning for every LOYALTY_PULSE_* variable that is no setting, naming the
+    closest one (a misspelt variable would otherwise be ignored without a word)."""
+    known = [name.upper() for name in Settings.model_fields]
+    out = []
+    for var in sorted(environ):
+        name = var.removeprefix(ENV_PREFIX)
+        if name == var or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{close[0]}?"
+            if close
+            else "; `loyalty-pulse settings` lists them"
+        )
+        out.append(f"{var} is not a setting and is ignored{hint}")
+    return out
+
+
 def _check_locale(tag: str) -> None:
     try:
         Locale.parse(tag, sep="-")
@@ -185,7 +245,7 @@ def _check_locale(tag: str) -> None:
 def settings_table() -> list[tuple[str, str, str]]:
     """(env var, default, description) of every setting, for docs and --help."""
     return [
-        (f"LOYALTY_PULSE_{name.upper()}", env_value(field.default), field.description or "")
+        (env_name(name), env_value(field.default), field.description or "")
         for name, field in Settings.model_fields.items()
     ]
 
