@@ -197,4 +197,4 @@ def test_settings_with_a_bad_value_are_refused_with_the_name() -> None:
     env = {**os.environ, "LOYALTY_PULSE_PARTITIONS": "0"}
     done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "partitions" in done.stderr
+    assert "LOYALTY_PULSE_PARTITIONS='0'" in done.stderr  # the variable, as it is set
