@@ -8,25 +8,38 @@ Traffic model (event time, integer epoch milliseconds):
 
 * ``customers`` customers form the initial population: 70 % are already
   shopping at ``start`` (first purchase after a memoryless wait), 30 % join
-  uniformly over the first year (or over ``days`` when shorter).
+  uniformly over the first year (or over ``days`` when shorter), so monthly
+  cohorts keep filling. :data:`ONE_TIME_SHARE` of the customers who join
+  (not of those already shopping) buy once and never come back.
 * Each customer has a mean inter-purchase time drawn log-normally (median
-  30 days, clipped to 2..180 days); gaps are exponential around it. Members
-  buy 25 % more often (program effect). Basket sizes are log-normal per
-  customer (median ~35 USD); 0.5 % of orders are zero-value.
+  22 days, clipped to 3..120 days); gaps are exponential around it. Basket
+  sizes are log-normal per customer (median ~35 USD); 0.5 % of orders are
+  zero-value.
 * Churn: 25 % of customers never churn; the others stop buying after an
-  exponential lifetime (mean 540 days) from their first purchase; enrolling
-  as member lengthens the remaining lifetime by 30 %. Every churned customer
-  is replaced by a newcomer (new ``customer_id``) about 45 days later, so the
-  active population stays near ``customers`` in an endless run.
+  exponential lifetime (mean 540 days) from their first purchase. Every
+  churned customer is replaced by a newcomer (new ``customer_id``) about 45
+  days later, so the active population stays near ``customers``.
 * Enrollment: ``enrollment_share`` of customers enroll once, at their first
-  purchase (30 %) or some weeks later; ``control_share`` of them get cohort
-  ``control``. 5 % of control customers are later re-enrolled as ``member``.
-* Points: only while the latest enrollment is ``member``: 1 point per whole
-  USD, doubled on 10 % of orders. Members with >= 100 unredeemed points
-  sometimes redeem a reward (100/250/500/1000 points) a few days later.
+  purchase (30 %) or some weeks later; ``control_share`` of them are held out
+  as cohort ``control`` by a random draw, so control and members are alike
+  until the program acts. 5 % of control customers are later re-enrolled as
+  ``member``. A member enrollment has a ``tier`` that follows the customer's
+  expected spend, blurred: ``gold`` (~10 %), ``silver`` (~23 %), ``bronze``.
+* The program's effect, modest and noisy: from their member enrollment on,
+  customers buy :data:`MEMBER_GAP_FACTOR` times as far apart (11 % more
+  orders) and their remaining lifetime is :data:`MEMBER_LIFE_FACTOR` times
+  as long. Over a year members spend ~12 % more than control (intention to
+  treat), against a customer-to-customer spread of more than 100 %.
+* Points, only while the latest enrollment is ``member``: :data:`EARN_RATE`
+  points per whole USD by tier, doubled on 10 % of orders. After an order,
+  a member with >= 100 unredeemed points redeems a reward of
+  :data:`REWARDS` a few days later, half of the time; rewards cost ~1.8 % of
+  member revenue.
 * Channels ``pos`` / ``web`` / ``app``: per-customer web propensity with mean
-  ``web_share``; the rest is mostly ``pos`` (with ``store_id``), members use
-  the app more.
+  ``web_share``; the rest is mostly ``pos``, members use the app more. A
+  ``pos`` order has a ``store_id``, ``s01`` .. ``s32`` (:data:`STORES`, of
+  skewed sizes: the largest draws ~9 times the customers of the smallest),
+  mostly the customer's home store; web and app orders have none.
 * Churn spike: if ``churn_spike_at`` is set, during ``spike_days`` days from
   that (UTC) day each customer's first purchase in the window is, with
   probability ``spike_strength``, dropped and the customer churns for good;
@@ -35,8 +48,10 @@ Traffic model (event time, integer epoch milliseconds):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -50,8 +65,25 @@ DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = _EPOCH.date()
 _PURCHASE, _ENROLL, _REDEEM = 0, 1, 2
-_REWARDS = (100, 250, 500, 1000)
-_STORES = 60
+_GAP_DAYS = 22.0  # median over customers of their mean time between orders
+
+STORES = 32
+"""Stores; store k (0-based) draws customers in proportion to 1 / (k + 4)."""
+_STORE_CUM = tuple(itertools.accumulate(1 / (k + 4) for k in range(STORES)))
+EARN_RATE = {"bronze": 1.0, "silver": 2.0, "gold": 3.0}
+"""Points per whole USD, by tier."""
+POINT_VALUE = 0.01
+"""USD a point is worth at the till: the engine's default point value."""
+REWARDS: dict[int, float | None] = {100: None, 250: 3.0, 500: 7.0, 1000: 15.0}
+"""Rewards: points -> ``reward_value`` (USD, what the reward costs the business).
+Bigger rewards are better value; 100 points are paid at the till, sent without a
+``reward_value`` (so they cost ``points`` x :data:`POINT_VALUE`)."""
+MEMBER_GAP_FACTOR = 0.9
+"""A member's mean time between orders, relative to before enrolling."""
+MEMBER_LIFE_FACTOR = 1.2
+"""A member's remaining lifetime (until churn), relative to before enrolling."""
+ONE_TIME_SHARE = 0.35
+"""Share of joining customers who buy once and never return."""
 
 
 def _default_start() -> datetime:
@@ -108,6 +140,7 @@ class _Customer:
         "end",
         "cohort",
         "plan",
+        "tier",
         "balance",
         "pending",
         "spike_seen",
@@ -115,17 +148,27 @@ class _Customer:
 
     def __init__(self, cid: str, rng: random.Random) -> None:
         self.cid = cid
-        self.gap = min(max(rng.lognormvariate(math.log(30.0), 0.9), 2.0), 180.0) * DAY_MS
-        self.mu = rng.gauss(math.log(35.0), 0.5)
+        days = min(max(rng.lognormvariate(math.log(_GAP_DAYS), 0.6), 3.0), 120.0)
+        self.gap = days * DAY_MS
+        self.mu = rng.gauss(math.log(35.0), 0.4)
         self.sigma = rng.uniform(0.3, 0.8)
         self.web_p = 0.0
-        self.store = f"s{rng.randrange(_STORES):03d}"
+        self.store = _store(rng)
         self.end = math.inf
         self.cohort = ""  # latest enrollment's cohort, "" = non-member
         self.plan = ""  # cohort of the scheduled enrollment
+        # tier by expected spend (basket and frequency), blurred: z is ~N(0, 1.6)
+        z = (self.mu - math.log(35.0)) / 0.4 - math.log(days / _GAP_DAYS) / 0.6
+        z += rng.gauss(0, 0.7)
+        self.tier = "gold" if z > 2.0 else "silver" if z > 0.7 else "bronze"
         self.balance = 0
         self.pending = False
         self.spike_seen = False
+
+
+def _store(rng: random.Random) -> str:
+    k = bisect.bisect(_STORE_CUM, rng.random() * _STORE_CUM[-1])
+    return f"s{min(k, STORES - 1) + 1:02d}"
 
 
 class _Sim:
@@ -166,7 +209,9 @@ class _Sim:
         w = cfg.web_share
         c.web_p = w if w in (0.0, 1.0) else rng.betavariate(4 * w, 4 * (1 - w))
         first = join + (int(rng.expovariate(1.0) * c.gap) if existing else 0)
-        if rng.random() >= 0.25:
+        if not existing and rng.random() < ONE_TIME_SHARE:
+            c.end = first  # buys once
+        elif rng.random() >= 0.25:
             c.end = first + rng.expovariate(1.0) * 540 * DAY_MS
         if rng.random() < cfg.enrollment_share:
             c.plan = "control" if rng.random() < cfg.control_share else "member"
@@ -223,8 +268,8 @@ class _Sim:
             ev["currency"] = "USD"
         self.add_channel(ev, c, member)
         if member:
-            self.earn(ev, c, t, int(amount))
-        gap = c.gap * (0.8 if member else 1.0)
+            self.earn(ev, c, t, int(int(amount) * EARN_RATE[c.tier]))
+        gap = c.gap * (MEMBER_GAP_FACTOR if member else 1.0)
         self.push(t + int(rng.expovariate(1.0) * gap) + 1, _PURCHASE, c)
         return ev
 
@@ -236,8 +281,7 @@ class _Sim:
             ev["order_id"] = f"o-{self.cfg.seed}-{self.n}"
             return
         ev["channel"] = "pos"
-        home = self.rng.random() < 0.85
-        ev["store_id"] = c.store if home else f"s{self.rng.randrange(_STORES):03d}"
+        ev["store_id"] = c.store if self.rng.random() < 0.85 else _store(self.rng)
 
     def earn(self, ev: dict[str, object], c: _Customer, t: int, points: int) -> None:
         rng = self.rng
@@ -245,7 +289,7 @@ class _Sim:
             points *= 2
         ev["points_earned"] = points
         c.balance += points
-        if c.balance >= _REWARDS[0] and not c.pending and rng.random() < 0.3:
+        if c.balance >= min(REWARDS) and not c.pending and rng.random() < 0.5:
             c.pending = True
             self.push(t + int(rng.expovariate(1.0) * 3 * DAY_MS) + 1, _REDEEM, c)
 
@@ -256,7 +300,8 @@ class _Sim:
         ev = self.base("enrollment", c, t)
         ev["cohort"] = c.cohort
         if c.cohort == "member":
-            c.end = t + (c.end - t) * 1.3
+            c.end = t + (c.end - t) * MEMBER_LIFE_FACTOR
+            ev["tier"] = c.tier
             ev["program"] = "pulse-rewards"
         elif self.rng.random() < 0.05:
             c.plan = "member"
@@ -265,16 +310,18 @@ class _Sim:
 
     def on_redeem(self, c: _Customer, t: int) -> dict[str, object] | None:
         c.pending = False
-        options = [p for p in _REWARDS if p <= c.balance]
+        options = [p for p in REWARDS if p <= c.balance]
         if not options or c.cohort != "member":
             return None
-        points = self.rng.choice(options)
+        rng = self.rng
+        points = options[-1] if rng.random() < 0.5 else rng.choice(options)
         c.balance -= points
         ev = self.base("redemption", c, t)
         ev["points"] = points
         ev["reward_id"] = f"r{points}"
-        if self.rng.random() < 0.6:
-            ev["reward_value"] = round(points * 0.01, 2)
+        value = REWARDS[points]
+        if value is not None:
+            ev["reward_value"] = value
         return ev
 
     def run(self) -> Iterator[dict[str, object]]:

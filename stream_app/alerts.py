@@ -88,7 +88,10 @@ def churn_by_day(documents: Iterable[Mapping[str, Any]]) -> dict[int, DayChurn]:
     """The churn counts of final-day KPI documents (spec §5), by day."""
     return {
         from_date_iso(doc["as_of"]): DayChurn(
-            int(doc["churn"]["churned"]), int(doc["churn"]["customers_at_start"])
+            int(doc["churn"]["churned"]),
+            int(doc["churn"]["customers_at_start"]),
+            # documents of contract version 1 did not say; they counted as complete
+            bool(doc["churn"].get("history_complete", True)),
         )
         for doc in documents
     }

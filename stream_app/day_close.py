@@ -55,8 +55,8 @@ CLOSE_INTERVAL_SECONDS = 0.25
 # and each tick runs on the worker's event loop: small steps keep the HTTP view
 # and the pipeline responsive (measured: 60 days x 8 partitions held the loop
 # ~3 s). Their totals also ride in the partition's meta record until published
-# (about 2.5 kB a day with the default windows; a record must stay well under
-# the producer's 1 MB request limit).
+# (~13 kB a day with 32 stores; kpi/partition.py caps the record's days and bytes
+# well under the producer's 1 MB request limit).
 MAX_DAYS_PER_TICK = 16
 # After previews costing t, the next ones wait FACTOR x t: previews take at most
 # a third of the CPU the pipeline needs while the stream is live (its watermark

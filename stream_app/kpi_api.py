@@ -77,13 +77,22 @@ async def kpis(store: KpiSource, query: Mapping[str, str]) -> Response:
 
 
 def pick(document: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path such as "windows.30d.churn_rate"; KeyError if absent."""
+    """The value at a dotted path such as "windows.30d.churn_rate" (a list entry by
+    its index: "cohorts.rows.0.size"); KeyError if absent."""
     node: Any = document
     for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
             raise KeyError(path)
-        node = node[part]
     return node
+
+
+# Groups by name that hold only the names with data that day: a name absent on
+# a day is a null in its series, not an unknown field.
+_NAMED_GROUPS = (".channels.", ".tiers.", ".stores.", "program.members_by_tier.")
 
 
 async def history(store: KpiSource, query: Mapping[str, str]) -> Response:
@@ -109,8 +118,8 @@ def _series(docs: list[dict[str, Any]], fields: list[str]) -> Response:
             try:
                 series[field].append(pick(doc, field))
             except KeyError:
-                if field.startswith("windows.") and ".channels." in field:
-                    series[field].append(None)  # a channel with no purchase that day
+                if any(group in field for group in _NAMED_GROUPS):
+                    series[field].append(None)  # e.g. a channel with no purchase that day
                     continue
                 return error(400, f"unknown field {field!r}; use dotted paths of /kpis")
     return 200, {"days": [d["as_of"] for d in docs], "series": series}
@@ -118,7 +127,8 @@ def _series(docs: list[dict[str, Any]], fields: list[str]) -> Response:
 
 async def churn_baseline(store: KpiSource, rule: SpikeRule, query: Mapping[str, str]) -> Response:
     """GET /kpis/churn-baseline?from=&to=: each kept final day's churn rate with the
-    detector's baseline, threshold and verdict (the rule of spec §3.5)."""
+    detector's baseline, threshold and verdict (the rule of spec §3.5), and whether
+    the day's churn history is complete (no verdict before)."""
     kept = await store.kept_days()
     empty: dict[str, list[Any]] = {
         "days": [],
@@ -126,6 +136,7 @@ async def churn_baseline(store: KpiSource, rule: SpikeRule, query: Mapping[str, 
         "baseline": [],
         "threshold": [],
         "spike": [],
+        "history_complete": [],
     }
     if not kept:
         return 200, empty
@@ -143,4 +154,5 @@ async def churn_baseline(store: KpiSource, rule: SpikeRule, query: Mapping[str, 
         out["baseline"].append(None if verdict.baseline is None else float(verdict.baseline))
         out["threshold"].append(None if verdict.threshold is None else float(verdict.threshold))
         out["spike"].append(verdict.spike)
+        out["history_complete"].append(verdict.churn.history_complete)
     return 200, out

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -83,6 +83,8 @@ class Scrape:
     final_day: int | None
     now_s: float = field(default_factory=time.time)
     max_channels: int = 20
+    max_stores: int = 20
+    max_tiers: int = 10
     redis_errors: int = 0  # the day close's, besides those of scrapes in ``metrics``
 
 
@@ -184,28 +186,50 @@ class ScrapeCollector:
             "Start of the business day the KPIs are as of",
             day_start_seconds(from_date_iso(doc["as_of"]), self.zone),
         )
-        windows = doc["windows"]
+        windows: Mapping[str, Mapping[str, Any]] = doc["windows"]
         for g in WINDOW_GAUGES:
-            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
+            family = _family(g)
             for window, values in windows.items():
-                _add(family, [window], values.get(g.key))
+                _add(family, [window], pick(values, g.key), g.scale)
+            yield family
+        family = _family(SECOND_PURCHASE_QUANTILES)
+        for window, values in windows.items():
+            for quantile, key in QUANTILE_KEYS:
+                value = pick(values, f"{SECOND_KEY}.{key}")
+                _add(family, [window, quantile], value, SECOND_PURCHASE_QUANTILES.scale)
+        yield family
+        for g in LIFT_GAUGES:
+            family = _family(g)
+            for window, values in windows.items():
+                lift = values.get("lift") or {}
+                if lift.get("baseline") is not None:
+                    _add(family, [window, str(lift["baseline"])], lift.get(g.key))
             yield family
         for g in SEGMENT_GAUGES:
-            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
+            family = _family(g)
             for window, values in windows.items():
                 for segment, stats in values["segments"].items():
                     _add(family, [window, segment], stats.get(g.key))
             yield family
-        longest = windows[max(windows, key=lambda w: int(w.rstrip("d")))]["channels"]
-        ranked = sorted(longest, key=lambda c: (-longest[c]["orders"], c))
-        named = set(ranked[: self.s.max_channels])
-        channels = {w: fold_channels(v["channels"], named) for w, v in windows.items()}
-        for g in CHANNEL_GAUGES:
-            family = GaugeMetricFamily(g.name, g.help, labels=g.labels)
-            for window, stats_by_channel in channels.items():
-                for channel, stats in stats_by_channel.items():
-                    _add(family, [window, channel], stats.get(g.key))
-            yield family
+        longest = windows[max(windows, key=lambda w: int(w.rstrip("d")))]
+        tier_members: Mapping[str, int] = doc["program"].get("members_by_tier") or {}
+        named_tiers = top_tiers(tier_members, windows, self.s.max_tiers)
+        for section, gauges, named in (
+            (
+                "channels",
+                CHANNEL_GAUGES,
+                top(longest.get("channels"), "orders", self.s.max_channels),
+            ),
+            ("stores", STORE_GAUGES, top(longest.get("stores"), "revenue", self.s.max_stores)),
+            ("tiers", TIER_GAUGES, named_tiers),
+        ):
+            folded = {w: fold_breakdown(v.get(section) or {}, named) for w, v in windows.items()}
+            for g in gauges:
+                family = _family(g)
+                for window, stats_by_name in folded.items():
+                    for name, stats in stats_by_name.items():
+                        _add(family, [window, name], stats.get(g.key))
+                yield family
         for section, gauges in (
             ("churn", CHURN_GAUGES),
             ("clv", CLV_GAUGES),
@@ -213,12 +237,19 @@ class ScrapeCollector:
         ):
             values = doc[section]
             for g in gauges:
-                value = values.get(g.key)
-                if g.key == "expected_lifetime_years" and value is not None:
-                    value = value * SECONDS_PER_YEAR
-                family = GaugeMetricFamily(g.name, g.help)
-                _add(family, [], value)
+                family = _family(g)
+                _add(family, [], pick(values, g.key), g.scale)
                 yield family
+        family = _family(PROGRAM_TIER_MEMBERS)
+        for tier, members in fold_counts(tier_members, named_tiers).items():
+            _add(family, [tier], members)
+        yield family
+        offsets = cohort_offsets(doc.get("cohorts"), from_date_iso(doc["as_of"]))
+        for g in COHORT_GAUGES:
+            family = _family(g)
+            for offset, values in enumerate(offsets):
+                _add(family, [str(offset)], values.get(g.key))
+            yield family
 
     # --- churn spike ------------------------------------------------------
 
@@ -241,17 +272,39 @@ class ScrapeCollector:
                 yield _gauge(name, help_, float(state[key]))
 
 
-def fold_channels(
+FOLDED = "other"  # the label value of what is beyond a breakdown's limit
+
+
+def top(stats: Mapping[str, Mapping[str, Any]] | None, measure: str, limit: int) -> set[str]:
+    """The ``limit`` names with most ``measure`` (ties by name); never ``other`` itself,
+    which is folded with the rest."""
+    stats = stats or {}
+    ranked = sorted((n for n in stats if n != FOLDED), key=lambda n: (-stats[n][measure], n))
+    return set(ranked[:limit])
+
+
+def top_tiers(
+    members: Mapping[str, int], windows: Mapping[str, Mapping[str, Any]], limit: int
+) -> set[str]:
+    """The ``limit`` tiers with most members (ties by name; a tier with purchases but no
+    member counts 0), never ``other`` itself."""
+    names = set(members) | {t for v in windows.values() for t in v.get("tiers") or {}}
+    names.discard(FOLDED)
+    return set(sorted(names, key=lambda n: (-members.get(n, 0), n))[:limit])
+
+
+def fold_breakdown(
     stats: Mapping[str, Mapping[str, Any]], named: set[str]
 ) -> dict[str, dict[str, Any]]:
-    """The named channels as they are; the others summed as "other" (its aov from
-    the sums; its active customers a sum, so one customer may count twice)."""
+    """The named channels (stores, tiers) as they are; the others summed as "other" (its
+    aov from the sums; its active customers a sum, so a customer of two channels or
+    stores counts twice)."""
     out: dict[str, dict[str, Any]] = {c: dict(v) for c, v in stats.items() if c in named}
     rest = [v for c, v in stats.items() if c not in named]
     if rest:
         orders = sum(v["orders"] for v in rest)
         revenue = float(sum(Decimal(repr(v["revenue"])) for v in rest))  # cents stay exact
-        out["other"] = {
+        out[FOLDED] = {
             "orders": orders,
             "revenue": revenue,
             "active_customers": sum(v["active_customers"] for v in rest),
@@ -260,29 +313,87 @@ def fold_channels(
     return out
 
 
+def fold_counts(counts: Mapping[str, int], named: set[str]) -> dict[str, int]:
+    """The named counts as they are; the others summed as "other"."""
+    out = {n: c for n, c in counts.items() if n in named}
+    rest = [c for n, c in counts.items() if n not in named]
+    if rest:
+        out[FOLDED] = sum(rest)
+    return out
+
+
+def cohort_offsets(cohorts: Mapping[str, Any] | None, as_of: int) -> list[dict[str, Any]]:
+    """§3.7's rows summed by month offset k over the months that are over: for each k,
+    over the rows whose month m + k is complete, ``customers`` (Σ size), ``active``
+    (Σ active[k]), ``revenue`` (Σ revenue[k]) and ``retention`` (Σ active / Σ size,
+    None when Σ size is 0). A row's last entry is the month of D, which counts only
+    once D is its last day; offsets with no complete month are left out."""
+    d = to_date(as_of)
+    month_over = (d + timedelta(days=1)).month != d.month
+    out: list[dict[str, Any]] = []
+    for row in (cohorts or {}).get("rows") or []:
+        complete = len(row["active"]) - (0 if month_over else 1)
+        for k in range(complete):
+            if k == len(out):
+                out.append({"customers": 0, "active": 0, "revenue": Decimal(0)})
+            out[k]["customers"] += row["size"]
+            out[k]["active"] += row["active"][k]
+            out[k]["revenue"] += Decimal(repr(row["revenue"][k]))  # cents stay exact
+    for values in out:
+        customers = values["customers"]
+        values["revenue"] = float(values["revenue"])
+        values["retention"] = values["active"] / customers if customers else None
+    return out
+
+
+def pick(values: Mapping[str, Any] | None, key: str) -> Any:
+    """The value at a dotted path of the document: ``lift.ci_low``, ``roi_ci.0``."""
+    found: Any = values
+    for part in key.split("."):
+        if found is None:
+            return None
+        if isinstance(found, list):
+            index = int(part)
+            found = found[index] if index < len(found) else None
+        else:
+            found = found.get(part)
+    return found
+
+
 @dataclass(frozen=True)
 class KpiGauge:
     """One KPI gauge: its name, the /kpis field it exports, its HELP text, its
     labels and what docs/metrics.md says of it (``kpi_gauges_markdown``)."""
 
     name: str
-    key: str
+    key: str  # a dotted path (``pick``) in the document's section
     help: str
     doc: str
     labels: tuple[str, ...]
+    scale: float = 1.0  # e.g. days to seconds
 
 
-def kpi_gauges(labels: tuple[str, ...], *rows: tuple[str, str, str, str]) -> tuple[KpiGauge, ...]:
-    return tuple(KpiGauge(name, key, help_, doc, labels) for name, key, help_, doc in rows)
+def kpi_gauges(
+    labels: tuple[str, ...], *rows: tuple[str, str, str, str] | tuple[str, str, str, str, float]
+) -> tuple[KpiGauge, ...]:
+    out = []
+    for row in rows:
+        name, key, help_, doc, *scale = row
+        out.append(KpiGauge(name, key, help_, doc, labels, scale[0] if scale else 1.0))
+    return tuple(out)
 
 
 def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_, value=value)
 
 
-def _add(family: GaugeMetricFamily, labels: list[str], value: Any) -> None:
-    if value is not None:  # a null ratio has no sample
-        family.add_metric(labels, float(value))
+def _family(g: KpiGauge) -> GaugeMetricFamily:
+    return GaugeMetricFamily(g.name, g.help, labels=g.labels)
+
+
+def _add(family: GaugeMetricFamily, labels: list[str], value: Any, scale: float = 1.0) -> None:
+    if value is not None:  # a null ratio (a null interval end, ...) has no sample
+        family.add_metric(labels, float(value) * scale)
 
 
 def _histogram(name: str, help_: str, h: Histogram) -> HistogramMetricFamily:
@@ -370,6 +481,91 @@ WINDOW_GAUGES = kpi_gauges(
         "Customers with a member enrollment",
         "distinct customers with a `member` enrollment in the window",
     ),
+    (
+        "loyalty_second_purchase_customers",
+        "second_purchases",
+        "Customers whose second purchase is in the window",
+        "customers whose second purchase is on a day in the window (`second_purchases`)",
+    ),
+    (
+        "loyalty_time_to_second_purchase_mean_seconds",
+        "days_to_second_purchase.mean",
+        "Mean time from first to second purchase of those customers",
+        "over those customers, the mean of the days from their first to their second "
+        "purchase (`days_to_second_purchase.mean` × 86 400)",
+        86_400.0,
+    ),
+)
+SECOND_KEY = "days_to_second_purchase"
+QUANTILE_KEYS = (("0.25", "p25"), ("0.5", "median"), ("0.75", "p75"))
+(SECOND_PURCHASE_QUANTILES,) = kpi_gauges(
+    ("window", "quantile"),
+    (
+        "loyalty_time_to_second_purchase_seconds",
+        SECOND_KEY,
+        "Time from first to second purchase: quantiles over those customers",
+        "the same days' nearest-rank quantiles: `quantile` `0.25`, `0.5`, `0.75` "
+        "(`p25`, `median`, `p75` × 86 400)",
+        86_400.0,
+    ),
+)
+LIFT_GAUGES = kpi_gauges(
+    ("window", "baseline"),
+    (
+        "loyalty_lift_members",
+        "members",
+        "Lift: members, buyers or not",
+        "§3.6 lift: n_m, customers whose segment is `member` (buyers or not); `baseline` is "
+        "the group they are compared with, `control` or `non_member`",
+    ),
+    (
+        "loyalty_lift_baseline_customers",
+        "baseline_customers",
+        "Lift: customers of the baseline group",
+        "n_b, the customers of the baseline group",
+    ),
+    (
+        "loyalty_lift_revenue_per_member",
+        "revenue_per_member",
+        "Lift: revenue in the window per member (currency units)",
+        "revenue in the window per member (mean_m)",
+    ),
+    (
+        "loyalty_lift_revenue_per_baseline_customer",
+        "revenue_per_baseline",
+        "Lift: revenue in the window per baseline customer (currency units)",
+        "revenue in the window per baseline customer (mean_b)",
+    ),
+    (
+        "loyalty_lift_difference",
+        "difference",
+        "Lift: revenue per member minus per baseline customer (currency units)",
+        "d = mean_m − mean_b (`difference`)",
+    ),
+    (
+        "loyalty_lift_difference_ci_low",
+        "ci_low",
+        "Lift: low end of the confidence interval of the difference",
+        "low end of d's confidence interval (`ci_low`, at `LOYALTY_PULSE_LIFT_CONFIDENCE`)",
+    ),
+    (
+        "loyalty_lift_difference_ci_high",
+        "ci_high",
+        "Lift: high end of the confidence interval of the difference",
+        "its high end (`ci_high`)",
+    ),
+    (
+        "loyalty_lift_p_value",
+        "p_value",
+        "Lift: two-sided Welch t-test p-value of the difference",
+        "two-sided Welch t-test p-value of d (`p_value`)",
+    ),
+    (
+        "loyalty_lift_relative_ratio",
+        "relative_lift",
+        "Lift: difference / revenue per baseline customer",
+        "d / mean_b (`relative_lift`)",
+    ),
 )
 SEGMENT_GAUGES = kpi_gauges(
     ("window", "segment"),
@@ -429,6 +625,41 @@ CHANNEL_GAUGES = kpi_gauges(
     ),
     ("loyalty_channel_average_order_value", "aov", "Channel revenue / orders", "its aov"),
 )
+TIER_GAUGES = kpi_gauges(
+    ("window", "tier"),
+    (
+        "loyalty_tier_orders",
+        "orders",
+        "Purchases of the tier's customers",
+        "orders of the customers whose tier as of D is `tier` (§3.1 `tiers`)",
+    ),
+    ("loyalty_tier_revenue", "revenue", "Revenue of the tier (currency units)", "their revenue"),
+    (
+        "loyalty_tier_active_customers",
+        "active_customers",
+        "Active customers of the tier",
+        "their active customers",
+    ),
+    ("loyalty_tier_average_order_value", "aov", "Tier revenue / orders", "their aov"),
+)
+STORE_GAUGES = kpi_gauges(
+    ("window", "store"),
+    (
+        "loyalty_store_orders",
+        "orders",
+        "Purchases in the store",
+        "orders with that `store_id` (§3.1 `stores`)",
+    ),
+    ("loyalty_store_revenue", "revenue", "Revenue of the store (currency units)", "its revenue"),
+    (
+        "loyalty_store_active_customers",
+        "active_customers",
+        "Active customers of the store",
+        "its active customers (`other`: the sum over the stores it folds, so a customer "
+        "of two of them counts twice)",
+    ),
+    ("loyalty_store_average_order_value", "aov", "Store revenue / orders", "its aov"),
+)
 CHURN_GAUGES = kpi_gauges(
     (),
     (
@@ -481,6 +712,13 @@ CHURN_GAUGES = kpi_gauges(
         "Active as of D - 1, not as of D",
         "active as of D − 1 and not as of D (`churned_on_day`)",
     ),
+    (
+        "loyalty_churn_history_complete",
+        "history_complete",
+        "1 when the look-back of S lies inside the stream, else 0",
+        "1 when D − P − T + 1 ≥ the stream's first day, else 0: before that churn reads "
+        "low and retention high (`history_complete`, the same flag as `clv`'s)",
+    ),
 )
 CLV_GAUGES = kpi_gauges(
     (),
@@ -495,6 +733,7 @@ CLV_GAUGES = kpi_gauges(
         "expected_lifetime_years",
         "Expected lifetime",
         "expected customer lifetime (years × 365 × 86 400)",
+        float(SECONDS_PER_YEAR),
     ),
     (
         "loyalty_clv_value",
@@ -524,22 +763,96 @@ PROGRAM_GAUGES = kpi_gauges(
         "points issued minus redeemed, all time (the liability)",
     ),
     (
+        "loyalty_program_outstanding_points_value",
+        "outstanding_points_value",
+        "Outstanding points x point value (currency units)",
+        "outstanding points × point value (`outstanding_points_value`)",
+    ),
+    (
         "loyalty_program_cost",
         "program_cost",
-        "Reward cost over 365 days (currency units)",
-        "reward value of redemptions over 365 days",
+        "Program cost over the longest window (currency units)",
+        "over the longest window W_max: reward value of redemptions plus "
+        "`LOYALTY_PULSE_PROGRAM_FIXED_COST_PER_DAY` × W_max (`program_cost`)",
     ),
     (
         "loyalty_program_incremental_revenue",
         "incremental_revenue",
         "Revenue the program added",
-        "(rpc(member) − rpc(baseline)) × active members",
+        "lift difference d over W_max × its members n_m (`incremental_revenue`)",
+    ),
+    (
+        "loyalty_program_incremental_revenue_ci_low",
+        "incremental_revenue_ci.0",
+        "Low end of the incremental revenue's confidence interval",
+        "low end of its interval, d_low × n_m (`incremental_revenue_ci[0]`)",
+    ),
+    (
+        "loyalty_program_incremental_revenue_ci_high",
+        "incremental_revenue_ci.1",
+        "High end of the incremental revenue's confidence interval",
+        "high end, d_high × n_m (`incremental_revenue_ci[1]`)",
+    ),
+    (
+        "loyalty_program_incremental_margin",
+        "incremental_margin",
+        "Margin x incremental revenue (currency units)",
+        "margin × incremental revenue (`incremental_margin`)",
     ),
     (
         "loyalty_program_roi_ratio",
         "roi",
-        "(Incremental revenue - cost) / cost",
-        "(incremental revenue − cost) / cost",
+        "(Incremental margin - cost) / cost",
+        "(incremental margin − program cost) / program cost (`roi`)",
+    ),
+    (
+        "loyalty_program_roi_ci_low_ratio",
+        "roi_ci.0",
+        "ROI at the low end of the incremental revenue's interval",
+        "the same ROI at the low end of the incremental revenue's interval (`roi_ci[0]`)",
+    ),
+    (
+        "loyalty_program_roi_ci_high_ratio",
+        "roi_ci.1",
+        "ROI at the high end of the incremental revenue's interval",
+        "at its high end (`roi_ci[1]`)",
+    ),
+)
+(PROGRAM_TIER_MEMBERS,) = kpi_gauges(
+    ("tier",),
+    (
+        "loyalty_program_tier_members",
+        "members_by_tier",
+        "Members by tier",
+        "members by tier as of D (`members_by_tier`)",
+    ),
+)
+COHORT_GAUGES = kpi_gauges(
+    ("months_since_first_purchase",),
+    (
+        "loyalty_cohort_customers",
+        "customers",
+        "Customers of the cohorts whose month at this offset is over",
+        "§3.7 cohorts summed by month offset k over the rows whose month m + k is over: "
+        "Σ `size` of those rows",
+    ),
+    (
+        "loyalty_cohort_active_customers",
+        "active",
+        "Of them, customers with a purchase in that month",
+        "Σ `active[k]` of those rows",
+    ),
+    (
+        "loyalty_cohort_revenue",
+        "revenue",
+        "Their revenue in that month (currency units)",
+        "Σ `revenue[k]` of those rows",
+    ),
+    (
+        "loyalty_cohort_retention_ratio",
+        "retention",
+        "Cohort active customers / customers at this month offset",
+        "Σ `active[k]` / Σ `size` (customer-weighted `retention[k]`)",
     ),
 )
 SPIKE_GAUGES = (
@@ -551,11 +864,17 @@ SPIKE_GAUGES = (
 
 KPI_GAUGES = (
     *WINDOW_GAUGES,
+    SECOND_PURCHASE_QUANTILES,
+    *LIFT_GAUGES,
     *SEGMENT_GAUGES,
     *CHANNEL_GAUGES,
+    *TIER_GAUGES,
+    *STORE_GAUGES,
     *CHURN_GAUGES,
     *CLV_GAUGES,
     *PROGRAM_GAUGES,
+    PROGRAM_TIER_MEMBERS,
+    *COHORT_GAUGES,
 )
 AS_OF_DOC = "start (00:00 in the reporting time zone) of the business day the KPIs are as of"
 

@@ -77,7 +77,26 @@ class Settings(BaseSettings):
     point_value: Decimal = Field(
         Decimal("0.01"), ge=0, description="Cost of a point when reward_value is absent"
     )
-    margin: Decimal = Field(Decimal("1.0"), ge=0, description="Margin used by CLV")
+    margin: Decimal = Field(
+        Decimal("1.0"),
+        ge=0,
+        description="Gross margin on revenue (0.3 = 30 %), used by CLV and program ROI",
+    )
+    program_fixed_cost_per_day: Decimal = Field(
+        Decimal("0"),
+        ge=0,
+        description="The program's running cost per day in the currency (platform, staff); "
+        "program_cost adds it times the longest window",
+    )
+    lift_confidence: Decimal = Field(
+        Decimal("0.95"),
+        gt=0,
+        lt=1,
+        description="Confidence of the lift, incremental revenue and ROI intervals",
+    )
+    cohort_months: int = Field(
+        12, ge=1, le=120, description="Cohort rows (calendar months) in /kpis"
+    )
     max_years: int = Field(10, ge=1, description="Cap on expected customer lifetime (years)")
     reporting_tz: str = Field("UTC", description="Time zone of business days (IANA name)")
     redis_url: str = Field(
@@ -106,6 +125,18 @@ class Settings(BaseSettings):
         ge=1,
         description="/metrics: channels exported by name (most orders over the longest "
         'window); the rest are summed as channel="other"',
+    )
+    metrics_max_stores: int = Field(
+        20,
+        ge=1,
+        description="/metrics: stores exported by name (most revenue over the longest "
+        'window); the rest are summed as store="other"',
+    )
+    metrics_max_tiers: int = Field(
+        10,
+        ge=1,
+        description="/metrics: tiers exported by name (most members); the rest are summed "
+        'as tier="other"',
     )
     dashboard_locale: str = Field(
         "en-US",
@@ -192,6 +223,9 @@ class Settings(BaseSettings):
             point_value=self.point_value,
             margin=self.margin,
             max_years=self.max_years,
+            program_fixed_cost_per_day=self.program_fixed_cost_per_day,
+            lift_confidence=self.lift_confidence,
+            cohort_months=self.cohort_months,
             reporting_tz=self.reporting_tz,
             currency=self.currency,
             minor_digits=minor_digits(self.currency),

@@ -248,5 +248,7 @@ async def gather_scrape(views: Views) -> Scrape:
         final_day=None if finals is None else finals[0],
         now_s=now,
         max_channels=views.settings.metrics_max_channels,
+        max_stores=views.settings.metrics_max_stores,
+        max_tiers=views.settings.metrics_max_tiers,
         redis_errors=status.redis_errors,
     )

@@ -1,17 +1,26 @@
-"""Brute-force reference for /work/shared/KPI_SPEC.md §2, §3.1-3.4 and the §5 JSON.
+"""Brute-force reference for /work/shared/KPI_SPEC.md (version 2): §2, §3.1-3.4,
+§3.6, §3.7 and the §5 JSON.
 
 Each KPI is recomputed from the whole event list, straight from its definition
 (no incremental state): read each function next to the spec.  Days are date
 ordinals; money is exact integer minor units (or Fractions of them), ratios are
-Fractions; both become JSON floats only when rendered.  Output units: money
-(revenue, aov, value_*, clv.value, program_cost, incremental_revenue) in major
-units (dollars); roi and the other ratios dimensionless; lifetime in years.
-`events` must be accepted and deduplicated; "final"/"watermark" are the caller's.
+Fractions; both become JSON floats only when rendered.  The only floating-point
+steps are the ones §3.6 leaves to floating point: the square root of the exact
+se², the Student t quantile and survival function (scipy).  Output units: money
+(revenue, aov, value_*, clv.value, lift means/difference/interval,
+outstanding_points_value, program_cost, incremental_*, cohort revenue) in major
+units (dollars); roi, p_value and the other ratios dimensionless; lifetime in
+years.  `events` must be accepted and deduplicated; "final"/"watermark" are the
+caller's.
+
+Public: `KpiParams`, `business_day`, `first_day`, `kpis_as_of` (the document)
+and `lift_as_of` (the §3.6 lift of one window, as rendered in the document).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -19,14 +28,18 @@ from fractions import Fraction
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
+from scipy import stats
+
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 
 Json: TypeAlias = dict[str, Any]
 Ratio: TypeAlias = Fraction | None
+Interval: TypeAlias = tuple[Ratio, Ratio]
 
 SEGMENTS = ("member", "non_member", "control")
 CLV_WINDOW = 365
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_QUANTILES = {"p25": Fraction(1, 4), "median": Fraction(1, 2), "p75": Fraction(3, 4)}
 
 
 @dataclass(frozen=True)
@@ -37,24 +50,47 @@ class KpiParams:
     # cost of one point in minor units; the spec's default 0.01 is in major
     # units, i.e. 1 cent with minor_digits=2 (set it for other currencies)
     point_value_minor: Fraction | Decimal = Fraction(1)
-    margin: Fraction = Fraction(1)
+    margin: Fraction | Decimal = Fraction(1)
     max_years: int = 10
     reporting_tz: str = "UTC"
     currency: str = "USD"
     minor_digits: int = 2
+    # §3.4 "program_fixed_cost_per_day": in MAJOR units (dollars per day),
+    # like the setting; converted to minor units where it is used.
+    program_fixed_cost_per_day: Fraction | Decimal = Fraction(0)
+    lift_confidence: Fraction | Decimal = Fraction(95, 100)  # §3.6 c
+    cohort_months: int = 12  # §3.7 K
 
     def __post_init__(self) -> None:
         # "T > P is required (configuration is refused otherwise)."
         if not 0 < self.churn_period < self.inactivity:
             raise ValueError("need 0 < churn_period < inactivity")
-        if any(w < 1 for w in self.windows):
-            raise ValueError("windows must be >= 1 day")
+        if not self.windows or any(w < 1 for w in self.windows):
+            raise ValueError("need at least one window, each >= 1 day")
+        if self.program_fixed_cost_per_day < 0:
+            raise ValueError("program_fixed_cost_per_day must be >= 0")
+        if not 0 < self.lift_confidence < 1:
+            raise ValueError("lift_confidence must be in (0, 1)")
+        if self.cohort_months < 1:
+            raise ValueError("cohort_months must be >= 1")
+
+    @property
+    def w_max(self) -> int:
+        """§3.4 "W_max is the longest window"."""
+        return max(self.windows)
 
 
 def business_day(occurred_ms: int, tz: str) -> date:
     """§2: "The business day of an event is its calendar date in the configured
     reporting time zone"."""
     return (_EPOCH + timedelta(milliseconds=occurred_ms)).astimezone(ZoneInfo(tz)).date()
+
+
+def first_day(events: Iterable[Event], params: KpiParams) -> date | None:
+    """§2: "The stream's first day F is the earliest business day of any
+    accepted event" -- every event passed in counts, also those after D (they
+    cannot move F below an event <= D).  None when there are no events."""
+    return min((business_day(e.occurred_ms, params.reporting_tz) for e in events), default=None)
 
 
 def _ratio(numerator: Fraction | int, denominator: Fraction | int) -> Ratio:
@@ -69,9 +105,13 @@ def _num(value: Ratio) -> float | None:
 def _money(minor: Fraction | int | None, params: KpiParams) -> float | None:
     """Exact minor units -> a JSON number in major units."""
     # SPEC: "Money is ... served as a JSON number": the exact value converted once
-    # (correctly rounded float); derived money (aov, rpc, CLV, incremental
+    # (correctly rounded float); derived money (aov, CLV, lift, incremental
     # revenue, points x point_value) is never rounded to the minor unit first.
     return None if minor is None else float(Fraction(minor) / 10**params.minor_digits)
+
+
+def _major_to_minor(major: Fraction | Decimal, params: KpiParams) -> Fraction:
+    return Fraction(major) * 10**params.minor_digits
 
 
 def _power(base: Fraction, exponent: Fraction) -> Fraction:
@@ -93,6 +133,18 @@ class _Events:
     enrollments: list[tuple[int, Enrollment]]
     redemptions: list[tuple[int, Redemption]]
 
+    @classmethod
+    def as_of(cls, events: Iterable[Event], d: int, params: KpiParams) -> _Events:
+        # "KPIs are defined as of a business day D: from every accepted event
+        # whose business day is <= D."
+        dated = [(business_day(e.occurred_ms, params.reporting_tz).toordinal(), e) for e in events]
+        dated = [(x, e) for x, e in dated if x <= d]
+        return cls(
+            purchases=[(x, e) for x, e in dated if isinstance(e, Purchase)],
+            enrollments=[(x, e) for x, e in dated if isinstance(e, Enrollment)],
+            redemptions=[(x, e) for x, e in dated if isinstance(e, Redemption)],
+        )
+
     def purchases_in(self, lo: int, hi: int) -> list[Purchase]:
         return [p for day, p in self.purchases if lo <= day <= hi]
 
@@ -100,10 +152,12 @@ class _Events:
         return [r for day, r in self.redemptions if lo <= day <= hi]
 
 
-def _segments(enrollments: list[tuple[int, Enrollment]]) -> dict[str, str]:
-    """§3: "Segment of a customer as of D: the cohort of that customer's latest
-    enrollment (by `occurred_at`, ties by `event_id`) with business day <= D";
-    customers missing from the result are `non_member`."""
+# ------------------------------------------------------------------ §3 segment, tier
+
+
+def _latest_enrollments(enrollments: list[tuple[int, Enrollment]]) -> dict[str, Enrollment]:
+    """§3: each customer's "latest enrollment (by `occurred_at`, ties by
+    `event_id`) with business day <= D"."""
     # SPEC: "ties by event_id" read as: the larger event_id (Python str order,
     # i.e. by code point) is the later enrollment.
     latest: dict[str, Enrollment] = {}
@@ -111,7 +165,25 @@ def _segments(enrollments: list[tuple[int, Enrollment]]) -> dict[str, str]:
         held = latest.get(e.customer_id)
         if held is None or (e.occurred_ms, e.event_id) > (held.occurred_ms, held.event_id):
             latest[e.customer_id] = e
+    return latest
+
+
+def _segments(latest: dict[str, Enrollment]) -> dict[str, str]:
+    """§3: "Segment of a customer as of D: the cohort of that customer's latest
+    enrollment ... `non_member` when there is none" (missing from the result)."""
     return {customer: e.cohort for customer, e in latest.items()}
+
+
+def _tiers(latest: dict[str, Enrollment]) -> dict[str, str]:
+    """§3.1 "Tier of a customer as of D: the `tier` of their latest enrollment
+    ... when that enrollment's cohort is `member` and its `tier` is present and
+    non-empty; otherwise the customer has no tier" (missing from the result)."""
+    # SPEC: only the latest enrollment counts: a later member enrollment without
+    # a tier removes the tier of an earlier one (no carry-over).
+    return {c: e.tier for c, e in latest.items() if e.cohort == "member" and e.tier}
+
+
+# ------------------------------------------------------------------ §3.1
 
 
 @dataclass(frozen=True)
@@ -142,16 +214,15 @@ class _Stats:
     def frequency(self) -> Ratio:  # "orders / active_customers"
         return _ratio(self.orders, self.active)
 
-    def rpc(self) -> Ratio:  # §3.4 "rpc(s) = revenue / active_customers" (minor units)
-        return _ratio(self.revenue, self.active)
-
-    def render(self, params: KpiParams, *, channel: bool = False) -> Json:
+    def render(self, params: KpiParams, *, brief: bool = False) -> Json:
+        """The `segments` entry, or with brief=True the `channels` / `tiers` /
+        `stores` entry ("`orders`, `revenue`, `active_customers`, `aov`")."""
         out: Json = {"orders": self.orders, "revenue": _money(self.revenue, params)}
         out["active_customers"] = self.active
-        if not channel:
+        if not brief:
             out["repeat_customers"] = self.repeat
         out["aov"] = _money(self.aov(), params)
-        if not channel:
+        if not brief:
             out["purchase_frequency"] = _num(self.frequency())
             # "repeat_purchase_rate = repeat_customers / active_customers"
             out["repeat_purchase_rate"] = _num(_ratio(self.repeat, self.active))
@@ -166,7 +237,69 @@ def _by_segment(purchases: list[Purchase], segment: dict[str, str]) -> dict[str,
     }
 
 
-def _window(ev: _Events, d: int, w: int, segment: dict[str, str], params: KpiParams) -> Json:
+def _breakdown(
+    purchases: list[Purchase], key: Callable[[Purchase], str | None], params: KpiParams
+) -> Json:
+    """`channels` / `tiers` / `stores`: the purchases grouped by key(purchase),
+    those whose key is None left out; "only [names] with >= 1 purchase in the
+    window", i.e. the keys present, sorted by name."""
+    names = sorted({name for p in purchases if (name := key(p)) is not None})
+    return {
+        name: _Stats.of([p for p in purchases if key(p) == name]).render(params, brief=True)
+        for name in names
+    }
+
+
+def _second_purchase_days(ev: _Events) -> dict[str, tuple[int, int]]:
+    """§3.1 "sort the business days of all of a customer's purchases, ascending,
+    with repeats (two orders on one day are two entries); the first two entries
+    are the days of the first and second purchase" -- customers with >= 2."""
+    days: dict[str, list[int]] = {}
+    for day, p in ev.purchases:
+        days.setdefault(p.customer_id, []).append(day)
+    first_two: dict[str, tuple[int, int]] = {}
+    for customer, ds in days.items():
+        ds.sort()
+        if len(ds) >= 2:
+            first_two[customer] = (ds[0], ds[1])
+    return first_two
+
+
+def _nearest_rank(ascending: list[int], q: Fraction) -> int:
+    # "the value at position ceil(q*n) (1-based) of the ascending list"
+    return ascending[math.ceil(q * len(ascending)) - 1]
+
+
+def _days_to_second(gaps: list[int]) -> Json | None:
+    """`days_to_second_purchase`: "{p25, median, p75, mean}; null when there are none"."""
+    if not gaps:
+        return None
+    ascending = sorted(gaps)
+    out: Json = {name: _nearest_rank(ascending, q) for name, q in _QUANTILES.items()}
+    out["mean"] = float(Fraction(sum(gaps), len(gaps)))  # "the sum over n"
+    return out
+
+
+@dataclass(frozen=True)
+class _AsOf:
+    """Everything shared by the KPIs of one day D."""
+
+    ev: _Events
+    d: int  # ordinal of D
+    segment: dict[str, str]
+    tier: dict[str, str]
+    params: KpiParams
+
+    @classmethod
+    def build(cls, events: Iterable[Event], day: date, params: KpiParams) -> _AsOf:
+        d = day.toordinal()
+        ev = _Events.as_of(events, d, params)
+        latest = _latest_enrollments(ev.enrollments)
+        return cls(ev, d, _segments(latest), _tiers(latest), params)
+
+
+def _window(a: _AsOf, w: int, lift: _Lift) -> Json:
+    ev, d, segment, params = a.ev, a.d, a.segment, a.params
     # "A rolling window of W days as of D covers the business days D-W+1 ... D"
     lo = d - w + 1
     purchases = ev.purchases_in(lo, d)
@@ -191,14 +324,128 @@ def _window(ev: _Events, d: int, w: int, segment: dict[str, str], params: KpiPar
     out["new_enrollments"] = len(
         {e.customer_id for day, e in ev.enrollments if lo <= day <= d and e.cohort == "member"}
     )
-    stats = _by_segment(purchases, segment)
-    out["segments"] = {s: stats[s].render(params) for s in SEGMENTS}
-    # "only channels with >= 1 purchase in the window"
-    out["channels"] = {
-        ch: _Stats.of([p for p in purchases if p.channel == ch]).render(params, channel=True)
-        for ch in sorted({p.channel for p in purchases})
-    }
+    by_segment = _by_segment(purchases, segment)
+    out["segments"] = {s: by_segment[s].render(params) for s in SEGMENTS}
+    out["channels"] = _breakdown(purchases, lambda p: p.channel, params)
+    # "over the purchases of customers whose tier as of D is that tier"
+    out["tiers"] = _breakdown(purchases, lambda p: a.tier.get(p.customer_id), params)
+    # "purchases without one (absent or empty) are left out"
+    out["stores"] = _breakdown(purchases, lambda p: p.store_id or None, params)
+    # "customers whose second purchase is on a day in the window"
+    gaps = [second - first for first, second in _second_purchase_days(ev).values() if second >= lo]
+    out["second_purchases"] = len(gaps)
+    out["days_to_second_purchase"] = _days_to_second(gaps)
+    out["lift"] = lift.render(params)
     return out
+
+
+# ------------------------------------------------------------------ §3.6
+
+
+@dataclass(frozen=True)
+class _Group:
+    """§3.6 one group: x_i, "their revenue in W (0 when none)", of each of its
+    customers, in integer minor units."""
+
+    xs: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.xs)
+
+    def mean(self) -> Ratio:  # "mean = Σx / n"; "null for an empty group"
+        return _ratio(sum(self.xs), self.n)
+
+    def variance(self) -> Ratio:  # "s² = (Σx² − n·mean²) / (n − 1)", exact
+        mean = self.mean()
+        if mean is None:
+            return None
+        return _ratio(sum(x * x for x in self.xs) - self.n * mean**2, self.n - 1)
+
+
+def _groups(a: _AsOf) -> dict[str, list[str]]:
+    """§3.6 "Groups as of D: `member` -- customers whose segment is `member`;
+    `control` -- segment `control`; `non_member` -- segment `non_member` with at
+    least one purchase on a day <= D"."""
+    buyers = {p.customer_id for _, p in a.ev.purchases}
+    return {
+        "member": [c for c, s in a.segment.items() if s == "member"],
+        "control": [c for c, s in a.segment.items() if s == "control"],
+        "non_member": [c for c in buyers if c not in a.segment],
+    }
+
+
+@dataclass(frozen=True)
+class _Lift:
+    baseline: str
+    members: int  # n_m
+    baseline_customers: int  # n_b
+    mean_m: Ratio  # minor units
+    mean_b: Ratio
+    difference: Ratio  # d
+    interval: Interval  # [ci_low, ci_high], minor units (exact values of the floats)
+    p_value: float | None
+    relative_lift: Ratio
+
+    def render(self, params: KpiParams) -> Json:
+        return {
+            "baseline": self.baseline,
+            "members": self.members,
+            "baseline_customers": self.baseline_customers,
+            "revenue_per_member": _money(self.mean_m, params),
+            "revenue_per_baseline": _money(self.mean_b, params),
+            "difference": _money(self.difference, params),
+            "ci_low": _money(self.interval[0], params),
+            "ci_high": _money(self.interval[1], params),
+            "p_value": self.p_value,
+            "relative_lift": _num(self.relative_lift),
+        }
+
+
+def _welch(m: _Group, b: _Group, d: Fraction, c: Fraction) -> tuple[Interval, float | None]:
+    """Interval and p-value of d = mean_m - mean_b; both groups have >= 2."""
+    s2_m, s2_b = m.variance(), b.variance()  # exact
+    assert s2_m is not None and s2_b is not None  # n >= 2
+    vm, vb = s2_m / m.n, s2_b / b.n
+    se2 = vm + vb  # se = √(s²_m/n_m + s²_b/n_b)
+    if se2 == 0:
+        # "when se = 0, `ci_low` = `ci_high` = d and `p_value` is `null`"
+        return (d, d), None
+    se = math.sqrt(se2)
+    # "ν = se⁴ / ((s²_m/n_m)²/(n_m − 1) + (s²_b/n_b)²/(n_b − 1))", exact
+    nu = float(se2**2 / (vm**2 / (m.n - 1) + vb**2 / (b.n - 1)))
+    # "t the Student t quantile at (1 + c)/2 with ν degrees of freedom"
+    t = float(stats.t.ppf(float((1 + c) / 2), nu))
+    # "`ci_low`, `ci_high` = d ∓ t·se"
+    half = Fraction(t * se)
+    # "`p_value` = 2·S_ν(|d| / se), S_ν the Student t survival function"
+    p_value = 2 * float(stats.t.sf(float(abs(d)) / se, nu))
+    return (d - half, d + half), p_value
+
+
+def _lift(a: _AsOf, w: int) -> _Lift:
+    groups = _groups(a)
+    # "The baseline is `control` when it has at least 2 customers, else `non_member`"
+    baseline = "control" if len(groups["control"]) >= 2 else "non_member"
+    revenue: dict[str, int] = {}
+    for p in a.ev.purchases_in(a.d - w + 1, a.d):
+        revenue[p.customer_id] = revenue.get(p.customer_id, 0) + p.amount_minor
+    m = _Group(tuple(revenue.get(c, 0) for c in groups["member"]))
+    b = _Group(tuple(revenue.get(c, 0) for c in groups[baseline]))
+    mean_m, mean_b = m.mean(), b.mean()
+    # "d is `null` when either mean is"
+    d = None if mean_m is None or mean_b is None else mean_m - mean_b
+    interval: Interval = (None, None)
+    p_value = None
+    # "interval and p-value are `null` unless both groups have >= 2 customers"
+    if d is not None and m.n >= 2 and b.n >= 2:
+        interval, p_value = _welch(m, b, d, Fraction(a.params.lift_confidence))
+    # "`relative_lift` = d / mean_b ... `null` when mean_b is 0 or `null`"
+    relative = None if d is None or mean_b is None else _ratio(d, mean_b)
+    return _Lift(baseline, m.n, b.n, mean_m, mean_b, d, interval, p_value, relative)
+
+
+# ------------------------------------------------------------------ §3.2, §3.3
 
 
 def _active_as_of(ev: _Events, x: int, t: int) -> set[str]:
@@ -211,7 +458,16 @@ def _active_as_of(ev: _Events, x: int, t: int) -> set[str]:
     return {c for c, day in latest.items() if day > x - t}
 
 
-def _churn(ev: _Events, d: int, params: KpiParams) -> tuple[Json, Ratio]:
+def _history_complete(d: int, f: date | None, params: KpiParams) -> bool:
+    """§3.2 "`history_complete` = D − P − T + 1 >= F (§2)"."""
+    # SPEC: with no event at all F is undefined; the look-back of S cannot lie
+    # inside a stream that has not started, so the flag is false.
+    if f is None:
+        return False
+    return d - params.churn_period - params.inactivity + 1 >= f.toordinal()
+
+
+def _churn(ev: _Events, d: int, params: KpiParams, complete: bool) -> tuple[Json, Ratio]:
     p, t = params.churn_period, params.inactivity
     start = _active_as_of(ev, d - p, t)  # "S = customers active as of D - P"
     end = _active_as_of(ev, d, t)  # "E = customers active as of D"
@@ -243,11 +499,12 @@ def _churn(ev: _Events, d: int, params: KpiParams) -> tuple[Json, Ratio]:
         "value_churn_rate": _num(_ratio(value_churned, value_at_start)),
         # "customers active as of D - 1 and not active as of D"
         "churned_on_day": len(_active_as_of(ev, d - 1, t) - end),
+        "history_complete": complete,
     }
     return doc, churn_rate
 
 
-def _clv(year: _Stats, churn_rate: Ratio, params: KpiParams) -> Json:
+def _clv(year: _Stats, churn_rate: Ratio, params: KpiParams, complete: bool) -> Json:
     annual: Ratio = None
     years: Ratio = None
     value: Ratio = None
@@ -262,13 +519,17 @@ def _clv(year: _Stats, churn_rate: Ratio, params: KpiParams) -> Json:
     aov, frequency = year.aov(), year.frequency()
     if years is not None and aov is not None and frequency is not None:
         # "value (CLV) = margin x aov x purchase_frequency x expected_lifetime_years"
-        value = params.margin * aov * frequency * years
+        value = Fraction(params.margin) * aov * frequency * years
     return {
         "window_days": CLV_WINDOW,
         "annual_churn_rate": _num(annual),
         "expected_lifetime_years": _num(years),
         "value": _money(value, params),
+        "history_complete": complete,  # "the flag of §3.2"
     }
+
+
+# ------------------------------------------------------------------ §3.4
 
 
 def _cost_minor(r: Redemption, params: KpiParams) -> Fraction:
@@ -279,55 +540,125 @@ def _cost_minor(r: Redemption, params: KpiParams) -> Fraction:
     return r.points * Fraction(params.point_value_minor)
 
 
-def _program(ev: _Events, d: int, segment: dict[str, str], params: KpiParams) -> Json:
-    lo = d - CLV_WINDOW + 1  # "Over the 365-day window"
-    cost = sum((_cost_minor(r, params) for r in ev.redemptions_in(lo, d)), Fraction(0))
-    stats = _by_segment(ev.purchases_in(lo, d), segment)
-    # "baseline segment = `control` when it has active customers, else `non_member`"
-    # SPEC: "active customers" = active_customers of the segment in the 365-day window.
-    baseline = "control" if stats["control"].active > 0 else "non_member"
-    rpc_member, rpc_baseline = stats["member"].rpc(), stats[baseline].rpc()
-    incremental: Ratio = None
-    if rpc_member is not None and rpc_baseline is not None:
-        # "(rpc(member) - rpc(baseline)) x active customers of `member`"
-        incremental = (rpc_member - rpc_baseline) * stats["member"].active
-    # "roi = (incremental_revenue - program_cost) / program_cost"
-    roi = None if incremental is None else _ratio(incremental - cost, cost)
+def _times(value: Ratio, factor: Fraction | int) -> Ratio:
+    return None if value is None else value * factor
+
+
+def _roi(incremental_margin: Ratio, cost: Fraction) -> Ratio:
+    # "roi = (incremental_margin − program_cost) / program_cost"; "`null` when
+    # program_cost is 0" (_ratio) or when an input is `null`
+    return None if incremental_margin is None else _ratio(incremental_margin - cost, cost)
+
+
+def _program(a: _AsOf, lift: _Lift) -> Json:
+    """`lift` is the §3.6 lift over W_max."""
+    ev, d, params = a.ev, a.d, a.params
+    w_max = params.w_max
+    rewards = sum(
+        (_cost_minor(r, params) for r in ev.redemptions_in(d - w_max + 1, d)), Fraction(0)
+    )
+    # "plus `program_fixed_cost_per_day` x W_max"
+    cost = rewards + _major_to_minor(params.program_fixed_cost_per_day, params) * w_max
+    margin = Fraction(params.margin)
+    n_m = lift.members  # "n_m the members of §3.6"
+    incremental = _times(lift.difference, n_m)  # "d x n_m"
+    # "[d_low x n_m, d_high x n_m]"
+    incremental_ci = [_times(end, n_m) for end in lift.interval]
+    incremental_margin = _times(incremental, margin)  # "margin x incremental_revenue"
     issued = sum(p.points_earned for _, p in ev.purchases)
     redeemed = sum(r.points for _, r in ev.redemptions)
+    # "all points issued minus all points redeemed, business day <= D"
+    # SPEC: not clamped; negative when more was redeemed than issued.
+    outstanding = issued - redeemed
+    by_tier: dict[str, int] = {}
+    for tier in a.tier.values():  # a customer with a tier is a member (§3.1)
+        by_tier[tier] = by_tier.get(tier, 0) + 1
     return {
         # "customers whose segment as of D is `member`, `control`"
-        "members_total": sum(1 for s in segment.values() if s == "member"),
-        "control_total": sum(1 for s in segment.values() if s == "control"),
-        # "all points issued minus all points redeemed, business day <= D"
-        # SPEC: not clamped; negative when more was redeemed than issued.
-        "outstanding_points": issued - redeemed,
+        "members_total": sum(1 for s in a.segment.values() if s == "member"),
+        "control_total": sum(1 for s in a.segment.values() if s == "control"),
+        # "members by tier as of D"; SPEC: only tiers with >= 1 member, sorted
+        "members_by_tier": dict(sorted(by_tier.items())),
+        "outstanding_points": outstanding,
+        # "outstanding_points x point_value"
+        "outstanding_points_value": _money(
+            outstanding * Fraction(params.point_value_minor), params
+        ),
         "program_cost": _money(cost, params),
         "incremental_revenue": _money(incremental, params),
-        "roi": _num(roi),
+        "incremental_revenue_ci": [_money(end, params) for end in incremental_ci],
+        "incremental_margin": _money(incremental_margin, params),
+        "roi": _num(_roi(incremental_margin, cost)),
+        # "roi_ci the same formula over the interval's two ends"
+        "roi_ci": [_num(_roi(_times(end, margin), cost)) for end in incremental_ci],
     }
+
+
+# ------------------------------------------------------------------ §3.7
+
+
+def _month(ordinal: int) -> int:
+    """Calendar month of a day as a month count (year x 12 + month - 1)."""
+    day = date.fromordinal(ordinal)
+    return day.year * 12 + day.month - 1
+
+
+def _cohorts(ev: _Events, d: int, params: KpiParams) -> Json:
+    months = params.cohort_months  # K
+    # "A customer's cohort is the calendar month of their first purchase's business day"
+    first: dict[str, int] = {}
+    for day, p in ev.purchases:
+        first[p.customer_id] = min(day, first.get(p.customer_id, day))
+    cohort = {c: _month(day) for c, day in first.items()}
+    # each purchase as (its month, its customer's cohort)
+    bought = [(_month(day), cohort[p.customer_id], p) for day, p in ev.purchases]
+    last = _month(d)  # M(D)
+    rows = []
+    # "one row per calendar month m from M(D) − K + 1 to M(D), oldest first"
+    for m in range(last - months + 1, last + 1):
+        size = sum(1 for c in cohort.values() if c == m)  # "first purchase is in month m"
+        active: list[int] = []
+        revenue: list[float | None] = []
+        for month in range(m, last + 1):  # "k = 0 … M(D) − m"
+            buys = [p for at, c, p in bought if at == month and c == m]
+            active.append(len({p.customer_id for p in buys}))  # ">= 1 purchase in month m + k"
+            revenue.append(_money(sum(p.amount_minor for p in buys), params))  # "their revenue"
+        rows.append(
+            {
+                "cohort": f"{m // 12:04d}-{m % 12 + 1:02d}",
+                "size": size,
+                "active": active,
+                "revenue": revenue,
+                # "retention[k] = active[k] / size (`null` when size is 0)"
+                "retention": [_num(_ratio(n, size)) for n in active],
+            }
+        )
+    return {"months": months, "rows": rows}
+
+
+# ------------------------------------------------------------------ §5
+
+
+def lift_as_of(events: Iterable[Event], day: date, window: int, params: KpiParams) -> Json:
+    """The §3.6 lift over a window of `window` days as of `day`, as rendered in
+    the document (it need not be one of params.windows)."""
+    return _lift(_AsOf.build(events, day, params), window).render(params)
 
 
 def kpis_as_of(events: Iterable[Event], day: date, params: KpiParams) -> Json:
     """The §5 document as of business day `day`, without "final" and "watermark"."""
-    d = day.toordinal()
-    # "KPIs are defined as of a business day D: from every accepted event whose
-    # business day is <= D."
-    dated = [(business_day(e.occurred_ms, params.reporting_tz).toordinal(), e) for e in events]
-    dated = [(x, e) for x, e in dated if x <= d]
-    ev = _Events(
-        purchases=[(x, e) for x, e in dated if isinstance(e, Purchase)],
-        enrollments=[(x, e) for x, e in dated if isinstance(e, Enrollment)],
-        redemptions=[(x, e) for x, e in dated if isinstance(e, Redemption)],
-    )
-    segment = _segments(ev.enrollments)
-    churn, churn_rate = _churn(ev, d, params)
-    year = _Stats.of(ev.purchases_in(d - CLV_WINDOW + 1, d))
+    events = list(events)
+    a = _AsOf.build(events, day, params)
+    complete = _history_complete(a.d, first_day(events, params), params)
+    churn, churn_rate = _churn(a.ev, a.d, params, complete)
+    year = _Stats.of(a.ev.purchases_in(a.d - CLV_WINDOW + 1, a.d))
+    lifts = {w: _lift(a, w) for w in params.windows}
     return {
         "as_of": day.isoformat(),
         "currency": params.currency,
-        "windows": {f"{w}d": _window(ev, d, w, segment, params) for w in params.windows},
+        "windows": {f"{w}d": _window(a, w, lifts[w]) for w in params.windows},
         "churn": churn,
-        "clv": _clv(year, churn_rate, params),
-        "program": _program(ev, d, segment, params),
+        "clv": _clv(year, churn_rate, params, complete),
+        "program": _program(a, lifts[params.w_max]),
+        "cohorts": _cohorts(a.ev, a.d, params),
     }

@@ -21,9 +21,10 @@ from typing import Any
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 from stream_app.kpi.history import CustomerHistory
 
-STATE_VERSION = 3
-# Version 1 had no history (read as an empty one); 2 stored its days as rows.
-READABLE_VERSIONS = (1, 2, 3)
+STATE_VERSION = 4
+# Version 1 had no history (read as an empty one); 2 stored its days as rows;
+# 3 kept no tiers, stores, second purchase day or first event day.
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 @dataclass(slots=True)

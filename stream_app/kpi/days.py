@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
@@ -38,3 +39,20 @@ def day_end_ms(day: int, zone: ZoneInfo | None) -> int:
     nxt = to_date(day + 1)
     local = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
     return int(local.timestamp() * 1000)
+
+
+@lru_cache(maxsize=4096)
+def month_of(day: int) -> int:
+    """The calendar month of a business day, as months since 1970-01."""
+    d = to_date(day)
+    return (d.year - 1970) * 12 + d.month - 1
+
+
+def month_start(month: int) -> int:
+    """The first business day of a month (months since 1970-01)."""
+    return from_date(date(1970 + month // 12, month % 12 + 1, 1))
+
+
+def month_label(month: int) -> str:
+    """YYYY-MM."""
+    return f"{1970 + month // 12:04d}-{month % 12 + 1:02d}"

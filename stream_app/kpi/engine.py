@@ -3,7 +3,8 @@
 ``terms`` is the sum of every customer's contribution as of the last closed
 day. Closing day D revisits only the customers whose contribution can differ
 between D-1 and D: those with an event on a day D - b, b in params.boundaries
-(a window edge, the churn look-back, ...). For them the delta is
+(a window edge, the churn look-back, ...), and on the first of a month those
+whose cohort row leaves the report. For them the delta is
 contribution(D) - contribution(D-1), both computed from the current history:
 days up to D-1 are closed, so later events cannot have changed them.
 
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
+from stream_app.kpi.days import month_of, month_start
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.terms import KpiTerms
@@ -91,14 +93,27 @@ class KpiPartition:
         """Whether contributions as of ``day``, and whose contribution changes on the
         days after it, can still be computed: each looks back at most
         max(boundaries) days, and pruning may have taken older ones."""
-        oldest_needed = day + 1 - max(self.params.boundaries)
+        oldest_needed = day + 1 - self.params.lookback_days
         return self.pruned_before is None or oldest_needed >= self.pruned_before
 
     def _touched(self, day: int) -> set[str]:
         touched: set[str] = set()
         for b in self.params.boundaries:
             touched |= self.by_day.get(day - b, set())
+        if day == month_start(month_of(day)):
+            touched |= self._cohort(month_of(day) - self.params.cohort_months)
         return touched
+
+    def _cohort(self, month: int) -> set[str]:
+        """Customers whose first purchase is in ``month``: on the first day of
+        ``month`` + cohort_months their cohort row leaves the report (once a month,
+        so a scan)."""
+        first, after = month_start(month), month_start(month + 1)
+        return {
+            c
+            for c, h in self.customers.items()
+            if h.first_purchase_day is not None and first <= h.first_purchase_day < after
+        }
 
     def _prune(self, day: int) -> None:
         horizon = day - self.params.history_days

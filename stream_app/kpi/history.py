@@ -1,7 +1,8 @@
 """What one customer did, per business day, as far back as any KPI looks.
 
-Purchases are aggregated per (day, channel), redemptions per day. Older days
-are pruned; what the KPIs still need of them (first purchase day, net points,
+Purchases are aggregated per (day, channel) and, when they name a store, per
+(day, store); redemptions per day. Older days are pruned; what the KPIs still
+need of them (the first event day, the first two purchase days, net points,
 the latest enrollment) is carried in a few fields.
 """
 
@@ -13,19 +14,27 @@ from typing import Any
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 
 # purchases[day][channel] = [orders, revenue_minor, points_earned]
+# stores[day][store_id] = [orders, revenue_minor]
 # redemptions[day] = [points, reward_value_minor, points_without_reward_value]
-# enrollments = [(day, occurred_ms, event_id, cohort)], oldest first
+# enrollments = [(day, occurred_ms, event_id, cohort, tier)], oldest first; tier "" when none
+Enrolled = tuple[int, int, str, str, str]
 
 
 @dataclass(slots=True)
 class CustomerHistory:
     purchases: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     redemptions: dict[int, list[int]] = field(default_factory=dict)
-    enrollments: list[tuple[int, int, str, str]] = field(default_factory=list)
+    enrollments: list[Enrolled] = field(default_factory=list)
     first_purchase_day: int | None = None
+    # The day of the second purchase (sorted with repeats: may equal the first).
+    second_purchase_day: int | None = None
+    first_event_day: int | None = None  # of any event
     carried_points: int = 0  # points earned minus redeemed on pruned days
+    stores: dict[int, dict[str, list[int]]] = field(default_factory=dict)
 
     def add(self, event: Event, day: int) -> None:
+        if self.first_event_day is None or day < self.first_event_day:
+            self.first_event_day = day
         if isinstance(event, Purchase):
             self._add_purchase(event, day)
         elif isinstance(event, Redemption):
@@ -36,7 +45,7 @@ class CustomerHistory:
             else:
                 row[1] += event.reward_value_minor
         elif isinstance(event, Enrollment):
-            entry = (day, event.occurred_ms, event.event_id, event.cohort)
+            entry = (day, event.occurred_ms, event.event_id, event.cohort, event.tier or "")
             self.enrollments.append(entry)
             self.enrollments.sort()
 
@@ -46,8 +55,17 @@ class CustomerHistory:
         row[0] += 1
         row[1] += event.amount_minor
         row[2] += event.points_earned
-        if self.first_purchase_day is None or day < self.first_purchase_day:
+        if event.store_id:
+            store = self.stores.setdefault(day, {}).setdefault(event.store_id, [0, 0])
+            store[0] += 1
+            store[1] += event.amount_minor
+        first, second = self.first_purchase_day, self.second_purchase_day
+        if first is None:
             self.first_purchase_day = day
+        elif day < first:
+            self.first_purchase_day, self.second_purchase_day = day, first
+        elif second is None or day < second:
+            self.second_purchase_day = day
 
     def days(self) -> set[int]:
         """Every day with an event of this customer still in the history."""
@@ -55,11 +73,20 @@ class CustomerHistory:
 
     def segment_as_of(self, day: int) -> str:
         """Cohort of the latest enrollment (by occurred_at, then event_id) up to ``day``."""
-        latest: tuple[int, str, str] | None = None
-        for e_day, occurred, event_id, cohort in self.enrollments:
-            if e_day <= day and (latest is None or (occurred, event_id) > latest[:2]):
-                latest = (occurred, event_id, cohort)
-        return "non_member" if latest is None else latest[2]
+        return self.segment_and_tier(day)[0]
+
+    def segment_and_tier(self, day: int) -> tuple[str, str]:
+        """Segment and tier as of ``day`` (spec §3.1): both from the latest enrollment
+        (by occurred_at, then event_id) up to ``day``; the tier is "" unless that
+        enrollment is a member one that names a tier."""
+        latest: Enrolled | None = None
+        for entry in self.enrollments:
+            if entry[0] <= day and (latest is None or entry[1:3] > latest[1:3]):
+                latest = entry
+        if latest is None:
+            return "non_member", ""
+        cohort = latest[3]
+        return cohort, latest[4] if cohort == "member" else ""
 
     def prune(self, before: int) -> None:
         """Forget days before ``before``, keeping what later KPIs still need."""
@@ -68,6 +95,8 @@ class CustomerHistory:
             self.carried_points += sum(r[2] for r in rows)
         for day in [d for d in self.redemptions if d < before]:
             self.carried_points -= self.redemptions.pop(day)[0]
+        for day in [d for d in self.stores if d < before]:
+            del self.stores[day]
         old = [e for e in self.enrollments if e[0] < before]
         if len(old) > 1:  # the latest old one still decides the segment
             keep = max(old, key=lambda e: (e[1], e[2]))
@@ -85,6 +114,9 @@ class CustomerHistory:
             "e": self.enrollments,
             "f": self.first_purchase_day,
             "c": self.carried_points,
+            "s": self.stores,
+            "q": self.second_purchase_day,
+            "g": self.first_event_day,
         }
 
     @classmethod
@@ -101,5 +133,32 @@ class CustomerHistory:
             for day, channel, *row in purchases:
                 history.purchases.setdefault(day, {})[channel] = list(row)
             history.redemptions = {day: list(row) for day, *row in redemptions}
-        history.enrollments = [(d, ms, eid, cohort) for d, ms, eid, cohort in data["e"]]
+        # state version <= 3 kept no tier: read as none
+        history.enrollments = [
+            (e[0], e[1], e[2], e[3], e[4] if len(e) > 4 else "") for e in data["e"]
+        ]
+        history.stores = {
+            int(day): {store: list(row) for store, row in by_store.items()}
+            for day, by_store in data.get("s", {}).items()
+        }
+        if "g" in data:
+            history.second_purchase_day, history.first_event_day = data["q"], data["g"]
+        else:  # state version <= 3: from what is still in the history
+            history._derive_carried()
         return history
+
+    def _derive_carried(self) -> None:
+        days = sorted(
+            day
+            for day, chans in self.purchases.items()
+            for row in chans.values()
+            for _ in range(row[0])
+        )
+        if self.first_purchase_day is not None and (not days or days[0] > self.first_purchase_day):
+            days.insert(0, self.first_purchase_day)
+        self.second_purchase_day = days[1] if len(days) > 1 else None
+        known = [
+            *self.days(),
+            *([self.first_purchase_day] if self.first_purchase_day is not None else []),
+        ]
+        self.first_event_day = min(known, default=None)

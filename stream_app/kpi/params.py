@@ -22,6 +22,9 @@ class KpiParams:
     reporting_tz: str = "UTC"
     currency: str = "USD"
     minor_digits: int = 2
+    program_fixed_cost_per_day: Decimal = Decimal(0)  # major currency units
+    lift_confidence: Decimal = Decimal("0.95")
+    cohort_months: int = 12
 
     def __post_init__(self) -> None:
         if not self.windows or any(w < 1 for w in self.windows):
@@ -35,6 +38,12 @@ class KpiParams:
             )
         if self.max_years < 1 or self.point_value < 0 or self.margin < 0:
             raise ValueError("max_years must be >= 1, point_value and margin >= 0")
+        if self.program_fixed_cost_per_day < 0:
+            raise ValueError("program_fixed_cost_per_day must be >= 0")
+        if not 0 < self.lift_confidence < 1:
+            raise ValueError("lift_confidence must be between 0 and 1")
+        if self.cohort_months < 1:
+            raise ValueError("cohort_months must be at least 1")
         try:
             ZoneInfo(self.reporting_tz)
         except (ZoneInfoNotFoundError, ValueError):
@@ -59,9 +68,17 @@ class KpiParams:
         """Offsets b such that a customer's contribution as of D can change only
         when one of its event days equals D - b (see engine.py)."""
         p, t = self.churn_period, self.inactivity
-        return frozenset({0, p, t, t + 1, p + t, *self.all_windows})
+        # p + t - 1: the look-back of history_complete starts on an event day
+        return frozenset({0, p, t, t + 1, p + t - 1, p + t, *self.all_windows})
+
+    @cached_property
+    def lookback_days(self) -> int:
+        """Days before D that a contribution as of D can read: the boundaries, and
+        the cohort rows, which start on the first of the month K - 1 months
+        before D's (at most 31 K days back)."""
+        return max(max(self.boundaries), 31 * self.cohort_months)
 
     @cached_property
     def history_days(self) -> int:
         """Days of history a contribution as of D or D-1 can look at."""
-        return max(self.boundaries) + 2
+        return self.lookback_days + 2

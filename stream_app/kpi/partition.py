@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import orjson
+
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
 from stream_app.kpi.customer import CustomerState
@@ -12,7 +14,7 @@ from stream_app.kpi.days import business_day
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
 from stream_app.kpi.history import CustomerHistory
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import PartitionMeta, terms_to_json
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.terms import KpiTerms, merge
@@ -21,9 +23,13 @@ from stream_app.kpi.watermarks import SourceWatermarks
 
 NO_FLOOR = -(2**63)
 FLOOR_REFRESH = 64
-# Closed days a partition carries unpublished at most (in its meta record, about
-# 2.5 kB a day): with the serving store refusing writes, closing pauses here.
+# Closed days a partition carries unpublished at most, in its meta record: with
+# the serving store refusing writes, closing pauses here. A day's terms take
+# ~13 kB of JSON with 32 stores (stores, the days-to-second-purchase histogram
+# and cohorts weigh most), so the bytes are capped too: the record must stay
+# well under the producer's 1 MB request limit (one day more may cross it).
 MAX_UNPUBLISHED_DAYS = 64
+MAX_UNPUBLISHED_BYTES = 384 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ class PartitionState:
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
         # Closed days whose KPI terms the serving store has not confirmed yet.
         self.unpublished: dict[int, KpiTerms] = {}
+        self._unpublished_bytes: dict[int, int] = {}
         self.first_day: int | None = None  # the earliest business day applied
         # The stream's final day as last given; days up to it are late even while
         # this partition is still closing them (a bounded number per call).
@@ -124,7 +131,7 @@ class PartitionState:
         budget = MAX_UNPUBLISHED_DAYS - len(self.unpublished)
         if max_days is not None:
             budget = min(budget, max_days)
-        if budget <= 0:
+        if budget <= 0 or self.unpublished_bytes >= MAX_UNPUBLISHED_BYTES:
             return []
         if closed is None:
             start = day if first_day is None else min(first_day, day)
@@ -133,15 +140,30 @@ class PartitionState:
             closed = start
         else:
             out = []
-        day = min(day, closed + budget - len(out))
-        out += [(d, self.kpi.close(d)) for d in range(closed + 1, day + 1)]
-        self.unpublished.update(out)
+        self._carry(out)
+        for d in range(closed + 1, min(day, closed + budget - len(out)) + 1):
+            if self.unpublished_bytes >= MAX_UNPUBLISHED_BYTES:
+                break
+            closed_day = (d, self.kpi.close(d))
+            self._carry([closed_day])
+            out.append(closed_day)
         return out
+
+    def _carry(self, days: list[tuple[int, KpiTerms]]) -> None:
+        for d, terms in days:
+            self.unpublished[d] = terms
+            self._unpublished_bytes[d] = len(orjson.dumps(terms_to_json(terms)))
+
+    @property
+    def unpublished_bytes(self) -> int:
+        """The JSON size of the closed days' terms carried unpublished."""
+        return sum(self._unpublished_bytes.values())
 
     def published(self, days: Iterable[int]) -> None:
         """The serving store holds these days' terms: stop carrying them."""
         for d in days:
             self.unpublished.pop(d, None)
+            self._unpublished_bytes.pop(d, None)
 
     def meta(self) -> PartitionMeta:
         marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
@@ -206,7 +228,8 @@ class PartitionState:
         days = (min(s.history.days(), default=None) for s in self.customers.values())
         self.first_day = min((d for d in days if d is not None), default=None)
         if meta is not None:
-            self.unpublished = dict(meta.unpublished)
+            self.unpublished, self._unpublished_bytes = {}, {}
+            self._carry(sorted(meta.unpublished.items()))
             self.watermarks.resume(meta.marks)
         self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
         self.final_day = self.kpi.closed_day

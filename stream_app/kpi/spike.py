@@ -1,8 +1,11 @@
 """Churn-spike detection on final days (spec §3.5). Pure: no I/O.
 
 On final day D the baseline is the mean churn rate over the final days
-D - baseline_days .. D - 1 that have a churn rate; with fewer than
-``min_days`` of them there is no verdict. D is a spike when its churn rate is
+D - baseline_days .. D - 1 that have a churn rate and a complete churn history
+(spec §3.2 ``history_complete``); with fewer than ``min_days`` of them there is
+no verdict, and a day whose own history is incomplete gets none either (in a
+stream's first months nobody can have been inactive for T days yet, so churn
+first appears then out of nothing: not a spike). D is a spike when its churn rate is
 at least baseline x factor and at least ``min_churned`` customers churned. An
 alert is raised on the first spike day and resolved on the first later day
 with a verdict that is not a spike; a day without a verdict changes nothing.
@@ -31,6 +34,7 @@ class DayChurn:
 
     churned: int
     customers_at_start: int
+    history_complete: bool = True
 
     @property
     def rate(self) -> Fraction | None:
@@ -66,9 +70,9 @@ def judge(day: int, churn: Mapping[int, DayChurn], rule: SpikeRule) -> Verdict:
     rates = [
         r
         for d in range(day - rule.baseline_days, day)
-        if (c := churn.get(d)) is not None and (r := c.rate) is not None
+        if (c := churn.get(d)) is not None and c.history_complete and (r := c.rate) is not None
     ]
-    if rate is None or len(rates) < rule.min_days:
+    if rate is None or not today.history_complete or len(rates) < rule.min_days:
         return Verdict(day, today, None, None, False)
     baseline = sum(rates, Fraction(0)) / len(rates)
     threshold = baseline * Fraction(rule.factor)

@@ -29,6 +29,8 @@ from stream_app.kpi.params import CLV_WINDOW
 
 Json = dict[str, Any]
 G = TypeVar("G", bound="Group")
+# JSON encoders (orjson) take 64-bit integers only; a sum of squares can exceed that.
+_INT64 = 2**63
 
 
 class Group:
@@ -52,7 +54,7 @@ class Group:
             value = getattr(self, name)
             if kind == "count":
                 if value:
-                    out[name] = value
+                    out[name] = value if -_INT64 <= value < _INT64 else str(value)
             elif kind == "sub":
                 if inner := value.to_json():
                     out[name] = inner
@@ -66,7 +68,7 @@ class Group:
         for name, value in data.items():
             kind, spec = cls.KINDS[name]
             if kind == "count":
-                setattr(out, name, value)
+                setattr(out, name, int(value))  # a str beyond 64 bits (to_json)
             elif kind == "sub":
                 setattr(out, name, spec.from_json(value))
             else:
@@ -116,6 +118,11 @@ def _add_each(mine: dict[Any, Any], theirs: dict[Any, Any], sign: int, cls: type
 
 
 @group
+class Count(Group):
+    n: int = 0
+
+
+@group
 class Stats(Group):
     """Purchases of a set of customers in a window."""
 
@@ -123,6 +130,9 @@ class Stats(Group):
     revenue: int = 0  # minor units
     active: int = 0  # customers with >= 1 purchase
     repeat: int = 0  # customers with >= 2 purchases
+    # Sum over the customers of their revenue squared (minor units squared; kept
+    # for segments only: the lift's variances, spec §3.6).
+    revenue_sq: int = 0
 
 
 @group
@@ -130,6 +140,10 @@ class WindowTerms(Group):
     purchases: Stats = field(default_factory=Stats)
     segments: dict[str, Stats] = field(default_factory=dict)  # by segment as of the day
     channels: dict[str, Stats] = field(default_factory=dict)
+    tiers: dict[str, Stats] = field(default_factory=dict)  # by tier as of the day
+    stores: dict[str, Stats] = field(default_factory=dict)
+    # Customers whose second purchase is in the window, by days from their first.
+    second_gaps: dict[int, Count] = field(default_factory=dict)
     points_issued: int = 0
     points_redeemed: int = 0
     redeeming: int = 0  # customers with >= 1 redemption
@@ -148,6 +162,9 @@ class ChurnTerms(Group):
     value_at_start: int = 0
     value_churned: int = 0
     churned_on_day: int = 0
+    # Customers with an event on or before D - P - T + 1: history_complete iff > 0
+    # (spec §3.2: the stream's first day F is then on or before that day).
+    early_customers: int = 0
 
 
 @group
@@ -155,6 +172,23 @@ class ProgramTerms(Group):
     members_total: int = 0
     control_total: int = 0
     outstanding_points: int = 0
+    # Customers of segment non_member with a purchase: the lift's non_member group.
+    non_member_buyers: int = 0
+    members_by_tier: dict[str, Count] = field(default_factory=dict)
+
+
+@group
+class Activity(Group):
+    """A cohort's customers with a purchase in one month, and their revenue then."""
+
+    active: int = 0
+    revenue: int = 0  # minor units
+
+
+@group
+class CohortTerms(Group):
+    size: int = 0
+    months: dict[int, Activity] = field(default_factory=dict)  # by months since the cohort's
 
 
 @group
@@ -162,6 +196,8 @@ class KpiTerms(Group):
     windows: dict[int, WindowTerms] = field(default_factory=dict)
     churn: ChurnTerms = field(default_factory=ChurnTerms)
     program: ProgramTerms = field(default_factory=ProgramTerms)
+    # By the month of the customers' first purchase (months since 1970-01).
+    cohorts: dict[int, CohortTerms] = field(default_factory=dict)
 
     def window(self, w: int) -> WindowTerms:
         """Window ``w``'s terms (all zero when nothing counted in it)."""

@@ -461,6 +461,9 @@ REQUIRED = {
         "loyalty_purchase_frequency",
         "loyalty_repeat_purchase_ratio",
         "loyalty_clv_value",
+        "loyalty_store_revenue",
+        "loyalty_second_purchase_customers",
+        "loyalty_time_to_second_purchase_seconds",
     },
     "churn-retention.json": {
         "loyalty_churn_ratio",
@@ -470,6 +473,8 @@ REQUIRED = {
         "loyalty_churn_spike_baseline_ratio",
         "loyalty_churn_spike_threshold_ratio",
         "loyalty_churn_spike",
+        "loyalty_churn_history_complete",
+        "loyalty_cohort_retention_ratio",
     },
     "program-redemption.json": {
         "loyalty_segment_revenue",
@@ -481,6 +486,16 @@ REQUIRED = {
         "loyalty_program_cost",
         "loyalty_program_incremental_revenue",
         "loyalty_program_roi_ratio",
+        "loyalty_program_roi_ci_low_ratio",
+        "loyalty_program_roi_ci_high_ratio",
+        "loyalty_program_incremental_revenue_ci_low",
+        "loyalty_program_incremental_revenue_ci_high",
+        "loyalty_lift_difference",
+        "loyalty_lift_difference_ci_low",
+        "loyalty_lift_difference_ci_high",
+        "loyalty_lift_p_value",
+        "loyalty_program_tier_members",
+        "loyalty_tier_revenue",
     },
     "pipeline-health.json": {
         "up",
@@ -534,6 +549,96 @@ def test_churn_chart_has_baseline_threshold_and_spike_annotation() -> None:
         or ("ALERTS" in promql_metrics(a["expr"]) and "LoyaltyChurnSpike" in a["expr"])
     ]
     assert spike and any(a.get("enable") for a in spike), "no enabled churn-spike annotation"
+
+
+def target_metrics(panel: dict[str, Any]) -> dict[str, str]:
+    """Legend of each target of a panel -> the one metric it selects (targets with one)."""
+    out = {}
+    for target in panel.get("targets", []):
+        names = promql_metrics(target["expr"])
+        if len(names) == 1:
+            out[target.get("legendFormat", "")] = names.pop()
+    return out
+
+
+def shaded_intervals(panel: dict[str, Any]) -> set[tuple[str, str]]:
+    """(high metric, low metric) of each band a time series fills between two of its series
+    (an override on the high one with custom.fillBelowTo naming the low one)."""
+    by_legend = target_metrics(panel)
+    bands = set()
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        matcher = override.get("matcher", {})
+        if matcher.get("id") != "byName" or matcher.get("options") not in by_legend:
+            continue
+        for prop in override.get("properties", []):
+            if prop.get("id") == "custom.fillBelowTo" and prop.get("value") in by_legend:
+                bands.add((by_legend[matcher["options"]], by_legend[prop["value"]]))
+    return bands
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high"),
+    [
+        (
+            "loyalty_program_roi_ratio",
+            "loyalty_program_roi_ci_low_ratio",
+            "loyalty_program_roi_ci_high_ratio",
+        ),
+        (
+            "loyalty_program_incremental_revenue",
+            "loyalty_program_incremental_revenue_ci_low",
+            "loyalty_program_incremental_revenue_ci_high",
+        ),
+        (
+            "loyalty_lift_difference",
+            "loyalty_lift_difference_ci_low",
+            "loyalty_lift_difference_ci_high",
+        ),
+    ],
+)
+def test_program_dashboard_shows_estimates_with_their_interval(
+    value: str, low: str, high: str
+) -> None:
+    """A time series draws the value with its interval shaded; ROI and incremental revenue
+    also have a stat panel with both ends."""
+    panels = list(all_panels(dashboard("program-redemption.json")))
+    charts = [
+        p
+        for p in panels
+        if p.get("type") == "timeseries"
+        and value in target_metrics(p).values()
+        and (high, low) in shaded_intervals(p)
+    ]
+    assert charts, f"no time series of {value} with its interval {low} … {high} shaded"
+    if value.startswith("loyalty_program_"):
+        stats = [
+            p
+            for p in panels
+            if p.get("type") == "stat" and {value, low, high} <= set(target_metrics(p).values())
+        ]
+        assert stats, f"no stat panel of {value} with {low} and {high}"
+
+
+def test_shaded_intervals_are_found_only_between_two_series_of_the_panel() -> None:
+    panel = {
+        "targets": [
+            {"refId": "A", "expr": "max without (instance) (a)", "legendFormat": "a"},
+            {"refId": "B", "expr": "max without (instance) (b)", "legendFormat": "b"},
+        ],
+        "fieldConfig": {
+            "overrides": [
+                {
+                    "matcher": {"id": "byName", "options": "b"},
+                    "properties": [{"id": "custom.fillBelowTo", "value": "a"}],
+                },
+                {
+                    "matcher": {"id": "byName", "options": "a"},
+                    "properties": [{"id": "custom.fillBelowTo", "value": "nope"}],
+                },
+            ]
+        },
+    }
+    assert shaded_intervals(panel) == {("b", "a")}
 
 
 # -- provisioning ------------------------------------------------------------------------

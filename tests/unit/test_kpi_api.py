@@ -14,7 +14,8 @@ def doc(day: str, churn: float | None) -> dict[str, Any]:
         "as_of": day,
         "final": True,
         "churn": {"churn_rate": churn},
-        "windows": {"30d": {"orders": 1, "channels": {"pos": {"orders": 1}}}},
+        "windows": {"30d": {"orders": 1, "channels": {"pos": {"orders": 1}}, "tiers": {}}},
+        "cohorts": {"months": 1, "rows": [{"cohort": day[:7], "size": 2}]},
     }
 
 
@@ -71,6 +72,15 @@ async def test_history_series_by_dotted_fields() -> None:
     }
     status, body = await history(STORE, {"fields": "windows.30d.channels.web.orders"})
     assert status == 200 and body["series"]["windows.30d.channels.web.orders"] == [None, None]
+    # a tier with no purchase that day is null too; a list entry is read by its index
+    fields = "windows.30d.tiers.gold.orders,cohorts.rows.0.size"
+    status, body = await history(STORE, {"fields": fields})
+    assert status == 200 and body["series"] == {
+        "windows.30d.tiers.gold.orders": [None, None],
+        "cohorts.rows.0.size": [2, 2],
+    }
+    status, body = await history(STORE, {"fields": "cohorts.rows.1.size"})
+    assert status == 400 and "unknown field" in body["error"]
 
 
 async def test_history_rejects_unknown_fields_and_bad_ranges() -> None:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
+from stream_app.kpi.contribution import contribution
 from stream_app.kpi.days import DAY_MS, business_day, to_date
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.history import CustomerHistory
@@ -34,6 +35,9 @@ def reference_params(p: KpiParams) -> ref.KpiParams:
         margin=Fraction(p.margin),
         max_years=p.max_years,
         reporting_tz=p.reporting_tz,
+        program_fixed_cost_per_day=Fraction(p.program_fixed_cost_per_day),
+        lift_confidence=Fraction(p.lift_confidence),
+        cohort_months=p.cohort_months,
     )
 
 
@@ -42,6 +46,10 @@ def assert_same(got: Any, want: Any, path: str = "") -> None:
         assert isinstance(got, dict) and got.keys() == want.keys(), (path, got, want)
         for key in want:
             assert_same(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), (path, got, want)
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same(g, w, f"{path}.{i}")
     elif isinstance(want, float) or isinstance(got, float):
         assert got is not None and want is not None, (path, got, want)
         assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (path, got, want)
@@ -52,9 +60,24 @@ def assert_same(got: Any, want: Any, path: str = "") -> None:
 params_strategy = st.sampled_from(
     [
         KpiParams(),
-        KpiParams(windows=(3, 7), churn_period=2, inactivity=5),
-        KpiParams(windows=(1, 4), churn_period=1, inactivity=2, reporting_tz="America/New_York"),
-        KpiParams(windows=(5,), churn_period=3, inactivity=4, point_value=Decimal("0.005")),
+        KpiParams(windows=(3, 7), churn_period=2, inactivity=5, cohort_months=2),
+        KpiParams(
+            windows=(1, 4),
+            churn_period=1,
+            inactivity=2,
+            reporting_tz="America/New_York",
+            cohort_months=1,
+            margin=Decimal("0.3"),
+            program_fixed_cost_per_day=Decimal("0.25"),
+        ),
+        KpiParams(
+            windows=(5,),
+            churn_period=3,
+            inactivity=4,
+            point_value=Decimal("0.005"),
+            lift_confidence=Decimal("0.9"),
+            cohort_months=3,
+        ),
     ]
 )
 
@@ -72,10 +95,12 @@ def events(draw: st.DrawFn, span_days: int, max_events: int = 45) -> list[Event]
         if kind == "p":
             channel = draw(st.sampled_from(["pos", "web"]))
             amount = draw(st.integers(0, 10_000))
-            out.append(Purchase(eid, customer, when, amount, eid, channel, None, amount // 100))
+            store = draw(st.sampled_from([None, "", "s1", "s2"]))
+            out.append(Purchase(eid, customer, when, amount, eid, channel, store, amount // 100))
         elif kind == "e":
             cohort = draw(st.sampled_from(["member", "member", "control"]))
-            out.append(Enrollment(eid, customer, when, cohort))
+            tier = draw(st.sampled_from([None, "", "gold", "silver"]))
+            out.append(Enrollment(eid, customer, when, cohort, tier))
         else:
             reward = draw(st.none() | st.integers(0, 500))
             out.append(Redemption(eid, customer, when, draw(st.integers(1, 300)), reward))
@@ -91,7 +116,7 @@ def partition_of(customer: str, partitions: int) -> int:
 def test_engine_equals_reference_on_every_closed_day_checked(
     p: KpiParams, data: st.DataObject
 ) -> None:
-    reach = max(p.boundaries)  # the farthest any KPI looks back (365 for CLV)
+    reach = p.lookback_days  # the farthest any KPI looks back (365 for CLV)
     short = max(p.all_windows[:-1] + (p.churn_period + p.inactivity,))
     span = data.draw(st.sampled_from([short * 2 + 3, reach + short + 3]))
     evs = data.draw(events(span))
@@ -109,6 +134,7 @@ def test_engine_equals_reference_on_every_closed_day_checked(
         for k in (-1, 0, 1)
         if d + b + k in every_day
     )
+    edges += [d + k for d in every_day if to_date(d).day == 1 for k in (-1, 0)]  # cohort rows
     picked = data.draw(st.lists(st.sampled_from(edges), max_size=8)) if edges else []
     checks = set(picked) | set(range(first + 1, first + 2 * short + 4))
     # Arrival order and restarts, day by day: drawn from one seed (a draw per day
@@ -134,6 +160,11 @@ def test_engine_equals_reference_on_every_closed_day_checked(
         if day in checks:
             want = ref.kpis_as_of(evs, to_date(day), reference_params(p))
             assert_same(kpi_document(totals, day, p), want)
+            # Terms the document does not show (a cohort row that left the report)
+            # must leave the totals too, or they would grow without bound.
+            for part in parts:
+                exact = merge(contribution(h, day, p) for h in part.customers.values())
+                assert part.terms.to_json() == exact.to_json()
 
 
 def test_a_window_edge_example_by_hand() -> None:

@@ -13,7 +13,12 @@ from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, business_day, to_date
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.params import KpiParams
-from stream_app.kpi.partition import MAX_UNPUBLISHED_DAYS, Late, PartitionState
+from stream_app.kpi.partition import (
+    MAX_UNPUBLISHED_BYTES,
+    MAX_UNPUBLISHED_DAYS,
+    Late,
+    PartitionState,
+)
 from stream_app.kpi.report import kpi_document
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import (
@@ -159,3 +164,20 @@ def test_closing_pauses_while_too_many_closed_days_wait_to_be_published() -> Non
     assert part.close_through(BASE_DAY + 500) == []  # the serving store is away
     part.published(list(part.unpublished))
     assert len(part.close_through(BASE_DAY + 500)) == MAX_UNPUBLISHED_DAYS
+
+
+def test_closing_pauses_when_the_unpublished_days_grow_too_large() -> None:
+    """Big days (many stores) fill the meta record's byte budget before its day cap."""
+    part = fresh(KpiParams())
+    for n in range(2000):  # 2,000 stores: ~200 kB of terms a day
+        when = BASE_DAY * DAY_MS
+        part.apply(Purchase(f"e{n}", f"c{n}", when, 100, f"o{n}", "pos", f"s{n}"), "s", n, 0)
+    closed = part.close_through(BASE_DAY + 500, first_day=BASE_DAY)
+    assert 1 < len(closed) < MAX_UNPUBLISHED_DAYS
+    assert part.unpublished_bytes >= MAX_UNPUBLISHED_BYTES
+    assert part.unpublished_bytes - part._unpublished_bytes[closed[-1][0]] < MAX_UNPUBLISHED_BYTES
+    assert part.close_through(BASE_DAY + 500) == []  # paused until published
+    part.published([d for d, _ in closed])
+    assert part.close_through(BASE_DAY + 500)[0][0] == closed[-1][0] + 1
+    restored = fresh(KpiParams()).restore(part.customers.items(), [], part.meta())
+    assert restored.unpublished_bytes == part.unpublished_bytes

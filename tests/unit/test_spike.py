@@ -19,13 +19,15 @@ def brute_force(churn: dict[int, DayChurn], rule: SpikeRule) -> list[tuple[str, 
     open_since = None
     for day in sorted(churn):
         today = churn[day]
-        if today.customers_at_start == 0:
-            continue  # churn_rate null: no verdict
+        if today.customers_at_start == 0 or not today.history_complete:
+            continue  # churn_rate null, or churn history incomplete: no verdict
         rate = Fraction(today.churned, today.customers_at_start)
         before = [
             Fraction(c.churned, c.customers_at_start)
             for d, c in churn.items()
-            if day - rule.baseline_days <= d < day and c.customers_at_start > 0
+            if day - rule.baseline_days <= d < day
+            and c.customers_at_start > 0
+            and c.history_complete
         ]
         if len(before) < rule.min_days:
             continue
@@ -53,9 +55,10 @@ def detector(churn: dict[int, DayChurn], rule: SpikeRule) -> list[tuple[str, int
 days = st.dictionaries(
     st.integers(0, 120),
     st.builds(
-        lambda s, share: DayChurn(min(s, round(s * share)), s),
+        lambda s, share, complete: DayChurn(min(s, round(s * share)), s, complete),
         st.integers(0, 400),
         st.floats(0, 1),
+        st.booleans() | st.just(True),
     ),
     max_size=120,
 )
@@ -109,3 +112,16 @@ def test_days_without_customers_at_start_are_left_out_of_the_baseline() -> None:
     churn = steady(0, 27) | {d: DayChurn(0, 0) for d in range(10, 27)} | {28: DayChurn(30, 1000)}
     verdict = judge(28, churn, RULE)
     assert verdict.baseline == Fraction(2, 100)  # 11 days with a rate
+
+
+def test_a_warm_up_gives_no_verdict_and_stays_out_of_later_baselines() -> None:
+    # The stream's first months: churn is 0 until customers can have been inactive
+    # for T days, then jumps. Those incomplete days are no spike and no baseline.
+    warm_up = {d: DayChurn(0, 1000, history_complete=False) for d in range(0, 30)}
+    churn = warm_up | {30: DayChurn(300, 1000, history_complete=False)}
+    assert judge(30, churn, RULE).baseline is None
+    churn |= steady(31, 37, churned=30) | {38: DayChurn(44, 1000)}
+    verdict = judge(38, churn, RULE)
+    assert verdict.baseline == Fraction(30, 1000)  # the 7 complete days only
+    assert not verdict.spike  # 4.4 % < 4.5 %; with the zeros it would have been one
+    assert detector(churn, RULE) == []

@@ -26,13 +26,17 @@ def test_tables_use_our_codecs_for_store_and_changelog(tmp_path) -> None:
         assert topic.acks and topic.compacting and topic.partitions == 8
 
 
-def _history() -> CustomerHistory:
+def _history(tier: str = "gold", stores: bool = True) -> CustomerHistory:
+    """A history whose oldest days were pruned (first purchase and points carried)."""
     return CustomerHistory(
         purchases={19_000: {"web": [1, 1999, 20]}, 19_003: {"pos": [2, 500, 0], "web": [1, 1, 1]}},
         redemptions={19_001: [100, 250, 0], 19_004: [50, 0, 50]},
-        enrollments=[(19_000, 1_641_600_000_000, "en-1", "member")],
+        enrollments=[(19_000, 1_641_600_000_000, "en-1", "member", tier)],
         first_purchase_day=18_990,
+        second_purchase_day=19_000,
+        first_event_day=18_990,
         carried_points=-7,
+        stores={19_003: {"s1": [2, 500]}} if stores else {},
     )
 
 
@@ -53,7 +57,9 @@ def test_customer_codec_round_trips() -> None:
 
 
 def test_customer_state_version_2_rows_are_still_read() -> None:
-    state = CustomerState(purchases=4, revenue_minor=2500, history=_history())
+    # version 2 kept no tier, stores, second purchase or first event day: the
+    # last two are derived from what it kept
+    state = CustomerState(purchases=4, revenue_minor=2500, history=_history("", stores=False))
     stored_v2 = state.to_dict() | {
         "v": 2,
         "history": {
