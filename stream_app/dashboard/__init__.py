@@ -60,6 +60,10 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "currency": settings.currency,
         "windows": [f"{w}d" for w in settings.windows_days],
         "churn_period_days": settings.churn_period_days,
+        # warm-up (spec §3.2): churn history is complete from the first day + P + T - 1
+        "inactivity_days": settings.inactivity_days,
+        # the lift intervals' confidence (spec §3.6): significant when p < 1 - confidence
+        "lift_confidence": float(settings.lift_confidence),
         "refresh_seconds": REFRESH_SECONDS,
         "spike_rule": rule_json(rule_of(settings)),
     }

@@ -2,7 +2,8 @@
 
 A generated stream of more than 50,000 events over more than 400 days is
 replayed to two workers, one of them SIGKILLed mid-replay and restarted; then
-to one worker. ``/kpis?as_of`` of final days equals the brute-force reference,
+to one worker. ``/kpis?as_of`` of final days equals the brute-force reference
+for every field of contract v2 (cohorts, tiers, stores, lift, ROI intervals),
 and both runs serve the same numbers. Once the stream is quiet, the open day
 (``/kpis``) equals the reference too, on every worker of both runs (issue 10:
 it used to keep customers in the 365-day window after they had left it).
@@ -155,7 +156,10 @@ def test_two_workers_with_a_sigkill_and_one_worker_serve_the_reference_kpis(
 
     run_two_workers_with_a_crash(cluster, lines, last)
     two = history(cluster.workers[0])
-    assert history(cluster.workers[-1]) == two  # any worker answers with the global numbers
+    # any worker answers with the global numbers (days may still close meanwhile)
+    other = history(cluster.workers[-1])
+    assert len(two.keys() & other.keys()) >= 395
+    assert all(two[d] == other[d] for d in two.keys() & other.keys())
     events = as_events(lines)
     params = reference_params(cluster.settings.kpi_params)
     for w in cluster.workers:
@@ -183,6 +187,13 @@ def test_two_workers_with_a_sigkill_and_one_worker_serve_the_reference_kpis(
         doc = cluster.workers[0].get(f"/kpis?as_of={day}")
         assert doc.pop("final") is True and doc.pop("watermark")
         assert_same(doc, ref.kpis_as_of(events, date.fromisoformat(day), params), day)
+    # what the last day compared holds (contract v2): a cohort in every month, as
+    # first purchases spread over the stream; tiers, stores and a lift interval
+    year = doc["windows"]["365d"]
+    assert all(row["size"] > 0 for row in doc["cohorts"]["rows"]), doc["cohorts"]
+    assert year["tiers"] and len(year["stores"]) > 10 and year["second_purchases"] > 0
+    assert year["lift"]["baseline"] == "control" and year["lift"]["ci_low"] is not None
+    assert doc["churn"]["history_complete"] and doc["program"]["roi_ci"][0] is not None
 
     current = alone.get("/kpis")
     assert current["final"] is False and current["as_of"] > last.isoformat()

@@ -1,4 +1,5 @@
-"""The dashboard's server side: its page and assets, its config, the churn baseline."""
+"""The dashboard's server side: its page and assets, its config, the churn baseline;
+and that the page's script and its HTML agree on the elements it fills."""
 
 from __future__ import annotations
 
@@ -27,13 +28,22 @@ from tests.unit.test_kpi_api import MemoryStore
 RULE = SpikeRule(baseline_days=4, min_days=2, factor=Decimal("1.5"), min_churned=10)
 
 
-def churn_doc(day: date, churned: int, at_start: int) -> dict[str, Any]:
-    return {"as_of": day.isoformat(), "churn": {"churned": churned, "customers_at_start": at_start}}
+STATIC = Path(__file__).resolve().parents[2] / "stream_app" / "dashboard" / "static"
 
 
-def store_of(churns: list[tuple[int, int]], first: date = date(2025, 1, 1)) -> MemoryStore:
+def churn_doc(day: date, churned: int, at_start: int, complete: bool = True) -> dict[str, Any]:
+    churn = {"churned": churned, "customers_at_start": at_start, "history_complete": complete}
+    return {"as_of": day.isoformat(), "churn": churn}
+
+
+def store_of(
+    churns: list[tuple[int, int]], first: date = date(2025, 1, 1), complete_from: int = 0
+) -> MemoryStore:
     days = [first + timedelta(days=i) for i in range(len(churns))]
-    finals = {d.isoformat(): churn_doc(d, *c) for d, c in zip(days, churns, strict=True)}
+    finals = {
+        d.isoformat(): churn_doc(d, *c, complete=i >= complete_from)
+        for i, (d, c) in enumerate(zip(days, churns, strict=True))
+    }
     return MemoryStore(finals, None)
 
 
@@ -49,6 +59,20 @@ async def test_churn_baseline_is_the_detectors_rule_day_by_day() -> None:
     assert body["baseline"][2:5] == [0.02, 0.02, 0.02] and body["baseline"][5] is None
     assert body["threshold"][4] == pytest.approx(0.03)
     assert body["spike"] == [False] * 4 + [True, False]
+    assert body["history_complete"] == [True] * 6
+
+
+async def test_no_churn_verdict_while_the_churn_history_is_incomplete() -> None:
+    # The chart draws no spike marker on a warm-up day: the endpoint judges none, and
+    # the days before are not part of any baseline (spec §3.5).
+    store = store_of([(50, 1000)] * 2 + [(20, 1000)] * 3 + [(50, 1000)], complete_from=2)
+    status, body = await churn_baseline(store, RULE, {})
+    assert status == 200
+    assert body["history_complete"] == [False, False, True, True, True, True]
+    assert body["baseline"][:4] == [None] * 4  # warm-up days, then too few days before
+    assert body["spike"][:2] == [False, False]
+    assert body["baseline"][4] == 0.02  # the 5 % of the warm-up days is not in it
+    assert body["spike"][5] is True
 
 
 async def test_churn_baseline_uses_days_before_the_range_and_checks_its_query() -> None:
@@ -61,7 +85,14 @@ async def test_churn_baseline_uses_days_before_the_range_and_checks_its_query() 
     empty = await churn_baseline(MemoryStore({}, None), RULE, {})
     assert empty == (
         200,
-        {"days": [], "churn_rate": [], "baseline": [], "threshold": [], "spike": []},
+        {
+            "days": [],
+            "churn_rate": [],
+            "baseline": [],
+            "threshold": [],
+            "spike": [],
+            "history_complete": [],
+        },
     )
 
 
@@ -75,6 +106,9 @@ def test_the_page_inlines_its_config_and_versions_every_asset(tmp_path: Path) ->
     parsed = orjson.loads(config.group(1))
     assert parsed["locale"] == "de-DE" and parsed["currency"] == "EUR"
     assert parsed["windows"] == ["30d", "90d", "365d"]
+    # the warm-up's length (spec §3.2) and the lift's confidence (§3.6) are no /kpis field
+    assert parsed["churn_period_days"] == 30 and parsed["inactivity_days"] == 90
+    assert parsed["lift_confidence"] == 0.95
     for path, asset in assets.items():
         assert f"{path}?v={asset.digest}" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page), "nothing from a CDN"
@@ -98,3 +132,26 @@ def test_config_json_cannot_close_its_script_element(tmp_path: Path) -> None:
 def test_an_unknown_dashboard_locale_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="dashboard_locale"):
         Settings(data_dir=tmp_path, dashboard_locale="xx-YY")
+
+
+def test_the_script_fills_only_elements_the_page_has() -> None:
+    """Every id app.js looks up by $("…") is in index.html (a renamed element would
+    leave a panel empty with only a console error), and every panel is there."""
+    script = (STATIC / "app.js").read_text()
+    page = (STATIC / "index.html").read_text()
+    ids = set(re.findall(r'\$\("([a-z0-9-]+)"\)', script))
+    ids |= {f"chart-{name}" for name in ("churn", "repeat", "redemption", "aov")}
+    ids |= {f"chart-{name}-sum" for name in ("churn", "repeat", "redemption", "aov")}
+    ids |= {"warmup", "chart-churn-warmup"}  # looked up in a loop
+    missing = sorted(i for i in ids if f'id="{i}"' not in page)
+    assert not missing, missing
+    panels = "program-facts lift-verdict lift-bias lift cohorts tiers stores second"
+    assert set(panels.split()) <= ids, "the script fills every panel of spec version 2"
+
+
+def test_the_page_loads_nothing_from_the_network() -> None:
+    """No URL in the page or its script and styles points off the worker."""
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC / name).read_text()
+        assert not re.search(r"(src|href|url)\s*[=(]\s*[\"']?(https?:)?//", text), name
+        assert 'fetch("http' not in text and "import(" not in text, name
