@@ -63,12 +63,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
                 orders[i] += n
                 revenue[i] += amount
                 issued[i] += earned
-                stats = by_channel[i].get(name)
-                if stats is None:
-                    by_channel[i][name] = Stats(n, amount, 1)
-                else:
-                    stats.orders += n
-                    stats.revenue += amount
+                _tally(by_channel[i], name, n, amount)
     by_store: list[dict[str, Stats]] = [{} for _ in windows]
     for d, stores in h.stores.items():
         if d > day:
@@ -78,12 +73,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
             for i in range(n_w - 1, -1, -1):
                 if age >= windows[i]:
                     break
-                stats = by_store[i].get(name)
-                if stats is None:
-                    by_store[i][name] = Stats(n, amount, 1)
-                else:
-                    stats.orders += n
-                    stats.revenue += amount
+                _tally(by_store[i], name, n, amount)
     redeemed, reward, unpriced = [0] * n_w, [0] * n_w, [0] * n_w
     for d, (spent, reward_minor, without_value) in h.redemptions.items():
         if d > day:
@@ -149,3 +139,13 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
     if cohort is not None:
         out.cohorts[cohort] = CohortTerms(1, by_month)
     return out
+
+
+def _tally(by_name: dict[str, Stats], name: str, orders: int, revenue: int) -> None:
+    """Add one day's purchases of a channel or store (the customer counts once)."""
+    stats = by_name.get(name)
+    if stats is None:
+        by_name[name] = Stats(orders, revenue, 1)
+    else:
+        stats.orders += orders
+        stats.revenue += revenue
