@@ -32,6 +32,7 @@ from loyalty_pulse_dev.processes import stop as stop_process
 from loyalty_pulse_dev.redis_server import start_redis
 from loyalty_pulse_dev.simulator import SimulationConfig, generate, to_json_line
 from stream_app.contract import EventType, Rejected, decode
+from stream_app.kafka_security import client_kwargs
 from stream_app.pipeline import partition_for
 from stream_app.producer import EventSender, Throttle
 from stream_app.settings import Settings
@@ -64,7 +65,7 @@ async def baseline(settings: Settings, total: int) -> float:
     topics = {t: k for k, t in settings.topics.items()}
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.broker,
+        **client_kwargs(settings),
         group_id=f"{settings.app_id}-baseline",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -85,11 +86,10 @@ def run_demo(
     rate: float,
     days_back: int,
 ) -> None:
-    for port in (broker_port, web_port, redis_port):
+    flags = {"--broker-port": broker_port, "--web-port": web_port, "--redis-port": redis_port}
+    for flag, port in flags.items():
         if not port_is_free("127.0.0.1", port):
-            raise RuntimeError(
-                f"port {port} is in use; pick others with --broker-port/--web-port/--redis-port"
-            )
+            raise RuntimeError(f"port {port} is in use: pick another with {flag}")
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-pulse-demo-"))
     economics: dict[str, Any] = {  # an economics setting in the environment wins
         name: value
@@ -112,50 +112,57 @@ def run_demo(
     with ExitStack() as stack:
         stack.callback(clean_up)
 
-        console.print(f"[bold]loyalty-pulse demo[/] — logs in {workdir}")
-        broker_log = stack.enter_context((workdir / "broker.log").open("wb"))
-        broker = start_broker(broker_port, log=broker_log)
-        stack.callback(stop, broker)
-        console.print(f"  broker   127.0.0.1:{broker_port} (embedded Tansu, in memory)")
-        redis = start_redis(redis_port)
-        stack.callback(stop, redis)
-        console.print(f"  redis    127.0.0.1:{redis_port} (the demo's own, in memory)")
-        asyncio.run(ensure_topics(settings))
-        log = stack.enter_context((workdir / "worker.log").open("wb"))
-        worker = spawn(
-            [sys.executable, "-m", "stream_app.cli", "worker"],
-            env=_worker_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(stop, worker)
-        console.print("  worker   starting (joining its consumer group takes a few seconds)…")
-        _wait_ready(settings.web_url, worker, timeout_s=90)
-        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
-            days=days_back
-        )
-        config = SimulationConfig(customers=customers, seed=DEMO_SEED, start=start)
-        url = settings.web_url
-        console.print(f"\n  [bold green]Dashboard: {url}/[/]  (open it in a browser)")
-        console.print(f"  [bold green]KPIs:      {url}/kpis[/]  (days close as time passes)")
-        console.print(f"  [bold green]History:   {url}/kpis/history?fields=churn.churn_rate[/]")
-        console.print(f"  [bold green]Totals:    {url}/totals[/]")
-        console.print(f"  [bold green]Alerts:    {url}/alerts[/]  (churn spikes)")
-        console.print(f"  [bold green]Metrics:   {url}/metrics[/]  (Prometheus)\n")
-        console.print(
-            f"  traffic  {customers} customers from {start.date()} at {speed:g} event-days/s "
-            f"(max {rate:g} events/s); Ctrl-C stops everything"
-        )
-        console.print(
-            f"  program  margin {float(settings.margin):.0%}, running cost "
-            f"{settings.program_fixed_cost_per_day:,.2f} {settings.currency}/day "
-            "(README: the demo's ROI)"
-        )
         try:
+            console.print(f"[bold]loyalty-pulse demo[/] — logs in {workdir}")
+            broker_log = stack.enter_context((workdir / "broker.log").open("wb"))
+            broker = start_broker(broker_port, log=broker_log)
+            stack.callback(stop, broker)
+            console.print(f"  broker   127.0.0.1:{broker_port} (embedded Tansu, in memory)")
+            redis = start_redis(redis_port)
+            stack.callback(stop, redis)
+            console.print(f"  redis    127.0.0.1:{redis_port} (the demo's own, in memory)")
+            asyncio.run(ensure_topics(settings))
+            log = stack.enter_context((workdir / "worker.log").open("wb"))
+            worker = spawn(
+                [sys.executable, "-m", "stream_app.cli", "worker"],
+                env=_worker_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(stop, worker)
+            console.print("  worker   starting (joining its consumer group takes a few seconds)…")
+            _wait_ready(settings.web_url, worker, timeout_s=90)
+            start = datetime.now(UTC).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            ) - timedelta(days=days_back)
+            config = SimulationConfig(customers=customers, seed=DEMO_SEED, start=start)
+            url = settings.web_url
+            console.print(f"\n  [bold green]Dashboard: {url}/[/]  (open it in a browser)")
+            console.print(f"  [bold green]KPIs:      {url}/kpis[/]  (days close as time passes)")
+            console.print(f"  [bold green]History:   {url}/kpis/history?fields=churn.churn_rate[/]")
+            console.print(f"  [bold green]Totals:    {url}/totals[/]")
+            console.print(f"  [bold green]Alerts:    {url}/alerts[/]  (churn spikes)")
+            console.print(f"  [bold green]Metrics:   {url}/metrics[/]  (Prometheus)\n")
+            console.print(
+                f"  traffic  {customers} customers from {start.date()} at {speed:g} event-days/s "
+                f"(max {rate:g} events/s); Ctrl-C stops everything"
+            )
+            console.print(
+                f"  program  margin {float(settings.margin):.0%}, running cost "
+                f"{settings.program_fixed_cost_per_day:,.2f} {settings.currency}/day "
+                "(README: the demo's ROI)"
+            )
             asyncio.run(_traffic(settings, config, speed, rate))
-        except KeyboardInterrupt:
-            console.print("\nstopping…")
-        failed = False
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP, while starting too
+            _say("\nstopping…")
+        failed = False  # an interrupt is no failure: the children stop, the temp dir goes
+
+
+def _say(text: str) -> None:
+    """Print unless the terminal is gone (a closed terminal sends SIGHUP, and
+    writing to it then fails): stopping must not fail on a message."""
+    with contextlib.suppress(OSError):
+        console.print(text, highlight=False)
 
 
 async def _traffic(settings: Settings, config: SimulationConfig, speed: float, rate: float) -> None:
@@ -166,11 +173,11 @@ async def _traffic(settings: Settings, config: SimulationConfig, speed: float, r
         if now - last[0] >= 5:
             last[0] = now
             day = datetime.fromtimestamp(occurred_ms / 1000, UTC).date()
-            console.print(f"  event time {day}  sent {sender.total:,}", highlight=False)
+            _say(f"  event time {day}  sent {sender.total:,}")
 
     stop = stop_on_signals()
     async with EventSender(settings) as sender:
         await simulate_to_broker(
             config, sender, speed=speed, rate=rate, stop=stop, on_event=progress
         )
-    console.print("\nstopping…")
+    _say("\nstopping…")

@@ -80,10 +80,11 @@ async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (Ctrl-C ends the traffic loop cleanly)."""
+    """An event set by SIGINT, SIGTERM or SIGHUP (Ctrl-C, or the terminal closing,
+    ends the traffic loop cleanly)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     return stop
 

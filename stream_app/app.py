@@ -6,6 +6,7 @@ from typing import Any
 
 import faust
 
+from stream_app.kafka_security import faust_credentials
 from stream_app.settings import Settings
 
 
@@ -13,6 +14,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     store = "memory://" if settings.store == "memory" else "rocksdb://"
     return {
         "broker": "kafka://" + settings.broker.replace(",", ";"),
+        "broker_credentials": faust_credentials(settings),
         "store": store,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -15,7 +15,14 @@ from typing import IO, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from stream_app.settings import Settings, env_name, settings_table, unknown_settings
@@ -101,21 +108,25 @@ def worker(
     ] = None,
 ) -> None:
     """Run one worker: consume the input topics, keep state, serve HTTP."""
+    from stream_app.state_layout import StateLayoutError
     from stream_app.topics import TopicLayoutError
-    from stream_app.worker import DataDirInUse, run_worker
+    from stream_app.worker import DataDirInUse, WebPortInUse, run_worker
 
     settings = load_settings(broker=broker, web_port=web_port, data_dir=data_dir, store=store)
     try:
         run_worker(settings)
-    except (ConnectionError, TopicLayoutError, DataDirInUse) as exc:
+    except (ConnectionError, TopicLayoutError, StateLayoutError, DataDirInUse, WebPortInUse) as exc:
         raise fail(str(exc)) from None
 
 
-def _read_lines(source: IO[bytes], progress: Progress | None, task: Any) -> Iterator[bytes]:
-    for line in source:
-        if progress is not None:
-            progress.advance(task, len(line))
-        yield line
+def count_lines(path: Path, chunk: int = 1 << 20) -> int:
+    """Lines in a file (a last line without a newline counts), read in chunks."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 @cli.command()
@@ -131,14 +142,15 @@ def replay(
     settings = load_settings(broker=broker)
     try:
         source: IO[bytes] = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+        show = console.is_terminal
+        total = count_lines(Path(file)) if show and file != "-" else None
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
-    total = None if file == "-" else Path(file).stat().st_size
-    show = console.is_terminal
     progress = Progress(
         TextColumn("replay"),
         BarColumn(),
-        DownloadColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
         TimeRemainingColumn(),
         console=console,
         disable=not show,
@@ -148,9 +160,8 @@ def replay(
         async with EventSender(settings) as sender:
             with progress:
                 task = progress.add_task("replay", total=total)
-                report = await replay_lines(
-                    _read_lines(source, progress if show else None, task), sender, rate
-                )
+                on_line = (lambda: progress.advance(task)) if show else None
+                report = await replay_lines(source, sender, rate, on_line=on_line)
         return sender, report
 
     started = time.monotonic()
@@ -162,13 +173,13 @@ def replay(
         source.close()
     elapsed = time.monotonic() - started
     counts = ", ".join(f"{k.value} {n:,}" for k, n in sorted(sender.sent.items()))
-    console.print(f"sent {sender.total:,} events ({counts}) in {elapsed:.1f}s")
+    console.print(f"sent {sender.total:,} events ({counts}) in {elapsed:.1f}s", highlight=False)
     if report.skipped:
-        console.print(
-            f"[yellow]{len(report.skipped)} lines not sent[/]: {report.describe_skipped()}"
-        )
+        console.print(f"[bold red]error:[/] {escape(report.summary())}", highlight=False)
     if sender.failed:
         raise fail(f"{sender.failed} events failed to send; first error: {sender.first_error}")
+    if report.skipped:  # the good lines are sent; the exit code says not all were
+        raise typer.Exit(1)
 
 
 def _start_of(day: date | None, days_back: int) -> datetime:
@@ -288,13 +299,17 @@ def demo(
     """Broker + Redis + worker + simulated traffic; prints the URLs of the HTTP view."""
     from loyalty_pulse_dev.demo import run_demo
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGHUP: the terminal closed. Like Ctrl-C and SIGTERM it stops the traffic,
+    # the worker, Redis and the broker and removes the demo's temp dir.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         run_demo(broker_port, web_port, redis_port, customers, speed, rate, days_back)
     except (RuntimeError, TimeoutError, ConnectionError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        console.print("stopped")
+        with contextlib.suppress(OSError):  # after SIGHUP there may be no terminal to write to
+            console.print("stopped")
 
 
 @cli.command("settings")

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stream_app.contract import EventType
+from stream_app.kafka_security import client_kwargs
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 
@@ -45,7 +46,7 @@ class EventSender:
         self.first_error: str | None = None
         self._pending: list[asyncio.Future[object]] = []
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.broker.split(","),
+            **client_kwargs(settings),
             acks="all",
             linger_ms=5,
             max_batch_size=262_144,

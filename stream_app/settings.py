@@ -12,7 +12,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_app.contract import ContractConfig, EventType
@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     broker: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, host:port[,host:port] (or kafka://host:port[,...])",
     )
     app_id: str = Field("loyalty-pulse", description="Consumer group and prefix of internal topics")
     partitions: int = Field(8, ge=1, le=1024, description="Partition count of the input topics")
@@ -156,6 +157,26 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Worker log level"
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "", description="SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str = Field("", description="SASL_*: user name (API key)")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="SASL_*: password (API secret); never shown or logged"
+    )
+    kafka_ssl_cafile: str = Field(
+        "", description="SSL, SASL_SSL: CA bundle (PEM) to verify the broker; empty: system CAs"
+    )
+    kafka_ssl_certfile: str = Field(
+        "", description="SSL, SASL_SSL: client certificate (PEM) for mutual TLS"
+    )
+    kafka_ssl_keyfile: str = Field(
+        "", description="SSL, SASL_SSL: private key (PEM) of the client certificate"
+    )
 
     @field_validator("windows_days")
     @classmethod
@@ -163,6 +184,11 @@ class Settings(BaseSettings):
         if not value or any(w < 1 for w in value):
             raise ValueError("every window must be at least 1 day")
         return value
+
+    @field_validator("broker")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        return bootstrap_servers(value)
 
     @field_validator("reporting_tz")
     @classmethod
@@ -194,6 +220,7 @@ class Settings(BaseSettings):
                 f"{n('heartbeat_interval')} must be below {n('session_timeout')}: the group "
                 "drops a worker whose heartbeats are slower than its session"
             )
+        _check_kafka_security(self)
         return self
 
     def named(self, field: str) -> str:
@@ -267,6 +294,64 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
         )
         out.append(f"{var} is not a setting and is ignored{hint}")
     return out
+
+
+def bootstrap_servers(value: str) -> str:
+    """host:port[,host:port] from that or Faust's URL form kafka://host:port[;host:port]."""
+    servers = []
+    for item in value.replace(";", ",").split(","):
+        server = item.strip()
+        if "://" in server:
+            scheme, _, server = server.partition("://")
+            if scheme.lower() != "kafka":
+                raise ValueError(
+                    f"{scheme}:// is no broker address: give host:port[,host:port] or "
+                    "kafka://host:port[,host:port]"
+                )
+        server = server.rstrip("/")
+        if server:
+            servers.append(server)
+    if not servers:
+        raise ValueError("no broker address: give host:port[,host:port]")
+    return ",".join(servers)
+
+
+def _check_kafka_security(s: Settings) -> None:
+    n, protocol = s.named, s.kafka_security_protocol
+    sasl_fields = ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+    ssl_fields = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    given = {f for f in (*sasl_fields, *ssl_fields) if _given(getattr(s, f))}
+    if protocol.startswith("SASL_"):
+        for field in sasl_fields:
+            if field not in given:
+                raise ValueError(
+                    f"{n('kafka_security_protocol')} needs {env_name(field)}"
+                    + (" (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)" if "mechanism" in field else "")
+                )
+    elif given & set(sasl_fields):
+        field = sorted(given & set(sasl_fields))[0]
+        raise ValueError(
+            f"{env_name(field)} is set but {n('kafka_security_protocol')} does not use SASL: "
+            "set it to SASL_SSL or SASL_PLAINTEXT, or unset the SASL settings"
+        )
+    if not protocol.endswith("SSL") and given & set(ssl_fields):
+        field = sorted(given & set(ssl_fields))[0]
+        raise ValueError(
+            f"{env_name(field)} is set but {n('kafka_security_protocol')} does not use TLS: "
+            "set it to SSL or SASL_SSL, or unset the SSL settings"
+        )
+    if ("kafka_ssl_certfile" in given) != ("kafka_ssl_keyfile" in given):
+        raise ValueError(
+            f"{env_name('kafka_ssl_certfile')} and {env_name('kafka_ssl_keyfile')} come "
+            "together: a client certificate needs its private key"
+        )
+    for field in ssl_fields:
+        if field in given and not Path(getattr(s, field)).is_file():
+            raise ValueError(f"{n(field)}: no such file")
+
+
+def _given(value: object) -> bool:
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
 
 
 def _check_locale(tag: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from stream_app.kafka_security import client_kwargs
 from stream_app.settings import Settings
 
 TOPIC_EXISTS = 36
@@ -29,10 +30,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str | No
     auto-create a topic on first use with their own partition count.
     Returns the broker's cluster id.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.broker.split(","),
-        request_timeout_ms=int(timeout_s * 1000),
-    )
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=int(timeout_s * 1000))
     try:
         await admin.start()
     except KafkaError as exc:

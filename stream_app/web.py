@@ -4,6 +4,7 @@ bodies are built by plain functions (here and in kpi_api.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Mapping
@@ -85,7 +86,7 @@ def register_views(app: faust.App, views: Views) -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            status, body = readiness_json(views)
+            status, body = await readiness_json(views)
             return self.json(body, status=status)
 
     register_dashboard(app, views)
@@ -167,16 +168,58 @@ async def pipeline_json(views: Views) -> dict[str, Any]:
     }
 
 
-def readiness_json(views: Views) -> tuple[int, dict[str, Any]]:
-    """200 once the state of the owned partitions is recovered, 503 before and
-    during a rebalance (a load balancer or orchestrator waits on it)."""
+REDIS_PROBE_TIMEOUT_S = 0.5
+"""Below a Kubernetes probe's default timeout (1 s): a Redis that accepts
+connections but does not answer must not make /readyz itself time out."""
+
+
+async def redis_status(views: Views) -> dict[str, Any]:
+    """Whether the serving store answers a PING now."""
+    try:
+        await asyncio.wait_for(views.store.r.ping(), REDIS_PROBE_TIMEOUT_S)
+    except TimeoutError:
+        return {
+            "ok": False,
+            "error": f"the serving store (Redis) did not answer within {REDIS_PROBE_TIMEOUT_S}s",
+        }
+    except (RedisError, OSError) as exc:
+        return {"ok": False, "error": kpi_api.redis_unreachable(exc)}
+    return {"ok": True}
+
+
+async def readiness_json(views: Views) -> tuple[int, dict[str, Any]]:
+    """503 before the state of the owned partitions is recovered (startup, a
+    rebalance); 200 after, *whether or not Redis answers*, with ``redis``
+    saying which.
+
+    Redis is deliberately not a readiness condition. Kubernetes takes a pod
+    that is not ready out of its Service's endpoints (and counts it against a
+    rollout's and a disruption budget's unavailable pods); it neither restarts
+    it nor stops its Kafka consumer. Every worker shares the one Redis, so a
+    Redis outage would make every worker unready at once: the Service would
+    have no endpoints and clients would get connection errors instead of the
+    JSON 503 that /kpis, /kpis/history and /alerts give ("the serving store
+    (Redis) is unreachable"), while /totals, /pipeline, /metrics and /healthz,
+    served from the worker's memory, would be cut off too. A rolling update
+    (perhaps the one fixing the Redis address) would stall. No other pod can
+    serve better, so unready buys nothing; readiness fails only for what is
+    wrong with this pod. Redis trouble is reported here, on /pipeline
+    (``redis_error``), and in /metrics (``loyalty_redis_errors_total``, the
+    alert rules) - see docs/operations.md.
+    """
     worker = views.worker
+    redis = await redis_status(views)
     if not worker.readiness.recovered:
         return 503, {
             "status": "recovering",
             "error": "state is being recovered from the changelog (startup or rebalance)",
+            "redis": redis,
         }
-    return 200, {"status": "ready", "partitions": sorted(worker.pipeline.partitions)}
+    return 200, {
+        "status": "ready",
+        "partitions": sorted(worker.pipeline.partitions),
+        "redis": redis,
+    }
 
 
 async def answer(view: View, handler: kpi_api.Handler, views: Views, request: Request) -> Response:

@@ -9,9 +9,11 @@ views read that store and this worker's status.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import gc
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from stream_app.pipeline import Pipeline
 from stream_app.runtime import Readiness, Views, WorkerStatus
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
+from stream_app.state_layout import check_state_layout
 from stream_app.topics import EMBEDDED_CLUSTER_ID, ensure_topics
 from stream_app.web import register_views
 from tables.state import StateTables, declare_tables
@@ -151,6 +154,39 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
     return handle
 
 
+class WebPortInUse(RuntimeError):
+    """The HTTP view cannot listen where the settings say."""
+
+
+def check_web_port(settings: Settings) -> None:
+    """Fail early, in one line, when the HTTP view's port is taken.
+
+    Faust binds it only once the worker is running, and a refused bind there
+    ends in a long traceback. A server that binds the port between this check
+    and Faust's start still gets that traceback; the check is for the common
+    case (a second worker on one host, a demo left running).
+    """
+    host, port = settings.web_host, settings.web_port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            # as aiohttp binds: connections in TIME_WAIT don't block the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise WebPortInUse(
+                f"port {port} is in use: set LOYALTY_PULSE_WEB_PORT (--web-port) "
+                "or stop the other process"
+            ) from None
+        why = exc.strerror or str(exc)
+        raise WebPortInUse(
+            f"cannot listen on {host}:{port} ({why}): check LOYALTY_PULSE_WEB_HOST "
+            "and LOYALTY_PULSE_WEB_PORT (--web-port)"
+        ) from None
+
+
 def wants_end_markers(settings: Settings, cluster_id: str | None) -> bool:
     if settings.changelog_end_markers == "auto":
         return cluster_id == EMBEDDED_CLUSTER_ID
@@ -178,11 +214,20 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+async def prepare_topics(settings: Settings) -> str | None:
+    """Refuse state kept for another partition count (state_layout.py), then
+    create the topics; returns the broker's cluster id. The state check comes
+    first: after a partition change it is what the operator must act on."""
+    await check_state_layout(settings)
+    return await ensure_topics(settings)
+
+
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the Faust worker until SIGINT/SIGTERM."""
+    check_web_port(settings)
     lock = lock_data_dir(settings.data_dir)
     try:
-        cluster_id = asyncio.run(ensure_topics(settings))
+        cluster_id = asyncio.run(prepare_topics(settings))
         use_uvloop()
         tune_gc()
         worker = build(settings, wants_end_markers(settings, cluster_id))

@@ -22,6 +22,11 @@ from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
 from tables import codecs
 
+CUSTOMERS, REJECTIONS = "customers", "rejections"
+TABLE_NAMES = (CUSTOMERS, REJECTIONS)
+"""Each table keeps a changelog topic ``<app_id>-<name>-changelog`` with one
+partition per input partition (stream_app/state_layout.py checks their counts)."""
+
 
 @dataclass(frozen=True)
 class StateTables:
@@ -79,9 +84,9 @@ def declare_tables(app: faust.App, settings: Settings) -> StateTables:
     codecs.register()
     n = settings.partitions
     customers = _table(
-        app, "customers", n, codecs.CUSTOMER, "Per-customer state by customer_id", codecs.STATE_KEY
+        app, CUSTOMERS, n, codecs.CUSTOMER, "Per-customer state by customer_id", codecs.STATE_KEY
     )
     rejections = _table(
-        app, "rejections", n, codecs.LEDGER, "Rejection counts per source, by topic:partition"
+        app, REJECTIONS, n, codecs.LEDGER, "Rejection counts per source, by topic:partition"
     )
     return StateTables(customers, rejections, n)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream_app.kafka_security import client_kwargs
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 
@@ -17,7 +18,7 @@ async def produce(
 ) -> None:
     """Send (topic, key, value) records and wait for every ack."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [await producer.send(t, value=v, key=k) for t, k, v in records]
@@ -28,7 +29,7 @@ async def produce(
 
 async def read_all(settings: Settings, topic: str) -> list[dict[str, object]]:
     """Every record of ``topic`` from the beginning to its current end, as JSON."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]

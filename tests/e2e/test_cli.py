@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,8 @@ import orjson
 import pytest
 
 from loyalty_pulse_dev.processes import free_port
+from stream_app.settings import Settings
+from tests.conftest import new_settings
 from tests.e2e.conftest import wait_for
 
 CLI = [sys.executable, "-m", "stream_app.cli"]
@@ -192,6 +196,7 @@ def test_worker_says_clearly_when_the_broker_is_unreachable(tmp_path: Path) -> N
         **os.environ,
         "LOYALTY_PULSE_BROKER": f"127.0.0.1:{free_port()}",
         "LOYALTY_PULSE_DATA_DIR": str(tmp_path),
+        "LOYALTY_PULSE_WEB_PORT": str(free_port()),  # checked first: 6066 may be taken
     }
     done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -228,3 +233,132 @@ def test_settings_with_a_bad_value_are_refused_with_the_name() -> None:
     done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "LOYALTY_PULSE_PARTITIONS='0'" in done.stderr  # the variable, as it is set
+
+
+def _topic_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LOYALTY_PULSE_BROKER": settings.broker,
+        "LOYALTY_PULSE_APP_ID": settings.app_id,
+        "LOYALTY_PULSE_TOPIC_PURCHASES": settings.topic_purchases,
+        "LOYALTY_PULSE_TOPIC_ENROLLMENTS": settings.topic_enrollments,
+        "LOYALTY_PULSE_TOPIC_REDEMPTIONS": settings.topic_redemptions,
+        "LOYALTY_PULSE_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
+        "LOYALTY_PULSE_TOPIC_ALERTS": settings.topic_alerts,
+        "LOYALTY_PULSE_PARTITIONS": str(settings.partitions),
+    }
+
+
+def test_replay_sends_the_good_lines_then_exits_1_naming_the_skipped_ones(
+    broker_address: str, redis_url: str, tmp_path: Path
+) -> None:
+    settings = new_settings(broker_address, redis_url, tmp_path, "replay-skips")
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type": "enrollment", "customer_id": "c1"}\n'
+        '{"type": "purchse", "customer_id": "c1"}\n'
+        "\n"
+        '{"type": "purchase", "customer_id": "c1"}\n'
+        "not json\n"
+    )
+    done = subprocess.run(
+        CLI + ["replay", str(events)],
+        env=_topic_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "sent 2 events (enrollment 1, purchase 1)" in done.stderr
+    assert (
+        "error: skipped 2 lines: line 2: unknown type 'purchse' "
+        "(purchase, enrollment, redemption); line 5: not JSON"
+    ) in " ".join(done.stderr.split())  # rich wraps long lines
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_on_a_busy_web_port_says_which_variable_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "LOYALTY_PULSE_BROKER": f"127.0.0.1:{free_port()}",
+            "LOYALTY_PULSE_DATA_DIR": str(tmp_path),
+            "LOYALTY_PULSE_WEB_PORT": str(port),
+        }
+        done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert f"port {port} is in use: set LOYALTY_PULSE_WEB_PORT" in message
+
+
+def test_demo_on_a_busy_web_port_names_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["demo", "--broker-port", str(free_port()), "--web-port", str(port)]
+        done = subprocess.run(
+            CLI + [*args, "--redis-port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"port {port} is in use: pick another with --web-port" in done.stderr
+
+
+@pytest.mark.parametrize("when", ["worker   starting", "Dashboard:"])
+def test_demo_cleans_up_when_its_terminal_closes(tmp_path: Path, when: str) -> None:
+    """SIGHUP (the terminal closed), while the worker starts or once traffic runs:
+    the broker, Redis and worker stop and the demo's temp dir is removed."""
+    args = ["demo", "--broker-port", str(free_port()), "--web-port", str(free_port())]
+    args += ["--redis-port", str(free_port())]
+    with subprocess.Popen(CLI + args, stderr=subprocess.PIPE, text=True, cwd=tmp_path) as proc:
+        try:
+            workdir = Path(wait_for_line(proc, "logs in", timeout_s=60).split("logs in")[1].strip())
+            assert workdir.is_dir()
+            wait_for_line(proc, when, timeout_s=120)
+            children = children_of(proc.pid)
+            assert len(children) == 3  # broker, redis and worker
+            proc.send_signal(signal.SIGHUP)
+            assert proc.wait(timeout=60) == 0
+            assert not [pid for pid in children if alive(pid)]
+            assert not workdir.exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_worker_refuses_state_kept_for_another_partition_count(
+    broker_address: str, redis_url: str, tmp_path: Path
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    settings = new_settings(broker_address, redis_url, tmp_path, "state-layout-cli")
+
+    async def old_changelog() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker_address)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(f"{settings.app_id}-customers-changelog", 2, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(old_changelog())
+    env = _topic_env(settings) | {
+        "LOYALTY_PULSE_DATA_DIR": str(tmp_path),
+        "LOYALTY_PULSE_WEB_PORT": str(free_port()),
+    }
+    done = subprocess.run(CLI + ["worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    message = " ".join(done.stderr.split())
+    assert "-customers-changelog' has 2 partitions but LOYALTY_PULSE_PARTITIONS=4" in message
+    assert "new LOYALTY_PULSE_APP_ID and replay the input" in message

@@ -46,7 +46,11 @@ def test_totals_match_oracle_with_misrouted_keys(cluster: Cluster) -> None:
     totals = cluster.wait_until(worker, lambda t: observed(t) == want)
     assert totals["rejected_total"] == 0
     assert sorted(totals["partitions"]) == [0, 1, 2, 3]
-    assert worker.get("/readyz") == {"status": "ready", "partitions": [0, 1, 2, 3]}
+    assert worker.get("/readyz") == {
+        "status": "ready",
+        "partitions": [0, 1, 2, 3],
+        "redis": {"ok": True},
+    }
 
 
 def with_redeliveries(lines: list[bytes], copies: int, seed: int) -> list[bytes]:

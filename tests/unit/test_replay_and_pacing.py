@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loyalty_pulse_dev.traffic import EventClock, wall_ms
+from stream_app.cli import count_lines
 from stream_app.contract import EventType
-from stream_app.replay import parse_line, replay_lines
+from stream_app.replay import ReplayReport, parse_line, replay_lines
 
 
 class RecordingSender:
@@ -25,8 +27,10 @@ class RecordingSender:
     [
         (b"{nope", "not JSON"),
         (b"[1]", "not a JSON object"),
-        (b'{"customer_id": "c"}', 'no "type" of purchase, enrollment or redemption'),
-        (b'{"type": "refund"}', 'no "type" of purchase, enrollment or redemption'),
+        (b'{"customer_id": "c"}', 'no "type" (purchase, enrollment, redemption)'),
+        (b'{"type": "purchse"}', "unknown type 'purchse' (purchase, enrollment, redemption)"),
+        (b'{"type": null}', "unknown type null (purchase, enrollment, redemption)"),
+        (b'{"type": 7}', "unknown type 7 (purchase, enrollment, redemption)"),
     ],
 )
 def test_lines_that_cannot_be_sent_say_why(line: bytes, why: str) -> None:
@@ -58,7 +62,41 @@ async def test_replay_sends_lines_as_they_are_and_reports_the_rest() -> None:
     assert sender.sent[0][2] == lines[0].strip()
     assert report.skipped == [(3, "not JSON")]
     assert report.blank == 1
-    assert report.describe_skipped() == "3 (not JSON)"
+    assert report.describe_skipped() == "line 3: not JSON"
+    assert report.summary() == "skipped 1 line: line 3: not JSON"
+
+
+async def test_the_summary_names_each_skipped_line_then_counts_the_rest_by_reason() -> None:
+    lines = [b'{"type": "purchse", "customer_id": "a"}'] * 25 + [b"nope", b"\n"]
+    lines.insert(11, b'{"type": "purchase", "customer_id": "a"}')
+    sender: Any = RecordingSender()
+    report = await replay_lines(lines, sender)
+    assert len(sender.sent) == 1  # the good line is still sent
+    summary = report.summary()
+    assert summary.startswith(
+        "skipped 26 lines: line 1: unknown type 'purchse' (purchase, enrollment, redemption); "
+    )
+    assert "line 12:" not in summary and "line 13: unknown type 'purchse'" in summary
+    assert summary.endswith("and 6 more (all lines by reason: unknown type 25, not JSON 1)")
+    assert ReplayReport().summary() == ""
+
+
+async def test_every_line_read_is_counted_for_the_progress_bar() -> None:
+    seen: list[int] = []
+    lines = [b'{"type": "enrollment", "customer_id": "b"}', b"", b"x"]
+    await replay_lines(lines, RecordingSender(), on_line=lambda: seen.append(1))  # type: ignore[arg-type]
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "lines"), [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\n\nb\n", 3)]
+)
+def test_count_lines_counts_a_last_line_without_newline(
+    tmp_path: Path, content: bytes, lines: int
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    assert count_lines(path, chunk=2) == lines
 
 
 async def test_rate_limit_holds_replay_back() -> None:

@@ -3,6 +3,9 @@ are reported with the closest known one (issue 12, item 4)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -28,7 +31,7 @@ from stream_app.settings import Settings, unknown_settings
         ),
     ],
 )
-def test_a_rule_across_settings_names_both_variables(values: dict, message: str) -> None:
+def test_a_rule_across_settings_names_both_variables(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**values)
 
@@ -61,3 +64,105 @@ def test_the_cli_warns_of_unknown_variables_and_stops_on_a_bad_value_naming_it()
     output = " ".join(result.output.split())
     assert "did you mean LOYALTY_PULSE_INACTIVITY_DAYS?" in output
     assert "LOYALTY_PULSE_REPORTING_TZ='Mars/Olympus': unknown time zone" in output
+
+
+# -- secured Kafka (issue 13, item 3) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "servers"),
+    [
+        ("kafka://k1:9092", "k1:9092"),
+        ("kafka://k1:9092,k2:9092", "k1:9092,k2:9092"),
+        ("kafka://k1:9092;k2:9092", "k1:9092,k2:9092"),  # Faust's separator
+        ("KAFKA://k1:9092/, kafka://k2:9092", "k1:9092,k2:9092"),
+        ("k1:9092,k2:9092", "k1:9092,k2:9092"),
+    ],
+)
+def test_the_broker_may_be_given_in_fausts_url_form(value: str, servers: str) -> None:
+    assert Settings(broker=value).broker == servers
+
+
+@pytest.mark.parametrize("value", ["http://k1:9092", "k1:9092,redis://k2:6379", " , "])
+def test_a_broker_url_of_another_scheme_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="broker address"):
+        Settings(broker=value)
+
+
+def test_a_bad_broker_url_is_refused_naming_the_variable() -> None:
+    result = CliRunner().invoke(cli, ["replay", "-"], env={"LOYALTY_PULSE_BROKER": "http://k:1"})
+    assert result.exit_code == 2
+    output = " ".join(result.output.replace("│", " ").split())
+    assert "LOYALTY_PULSE_BROKER='http://k:1': http:// is no broker address" in output
+
+
+SASL: dict[str, Any] = {
+    "kafka_sasl_mechanism": "PLAIN",
+    "kafka_sasl_username": "u",
+    "kafka_sasl_password": "p",
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"kafka_security_protocol": "SASL_SSL"},
+            "LOYALTY_PULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs "
+            "LOYALTY_PULSE_KAFKA_SASL_MECHANISM \\(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512\\)",
+        ),
+        (
+            {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "PLAIN"},
+            "LOYALTY_PULSE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs "
+            "LOYALTY_PULSE_KAFKA_SASL_USERNAME",
+        ),
+        (
+            {**SASL, "kafka_security_protocol": "SASL_SSL", "kafka_sasl_password": ""},
+            "LOYALTY_PULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs "
+            "LOYALTY_PULSE_KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {"kafka_sasl_username": "u"},
+            "LOYALTY_PULSE_KAFKA_SASL_USERNAME is set but "
+            "LOYALTY_PULSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not use SASL",
+        ),
+        (
+            {**SASL, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_ssl_cafile": "/ca"},
+            "LOYALTY_PULSE_KAFKA_SSL_CAFILE is set but "
+            "LOYALTY_PULSE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT does not use TLS",
+        ),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "/c.pem"},
+            "LOYALTY_PULSE_KAFKA_SSL_CERTFILE and LOYALTY_PULSE_KAFKA_SSL_KEYFILE come together",
+        ),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": "/nonexistent/ca.pem"},
+            "LOYALTY_PULSE_KAFKA_SSL_CAFILE=/nonexistent/ca.pem: no such file",
+        ),
+    ],
+)
+def test_kafka_security_settings_are_checked_naming_the_variables(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**values)
+
+
+def test_an_unknown_security_protocol_or_mechanism_is_refused() -> None:
+    with pytest.raises(ValidationError, match="kafka_security_protocol"):
+        Settings(kafka_security_protocol="TLS")
+    with pytest.raises(ValidationError, match="kafka_sasl_mechanism"):
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="GSSAPI")
+
+
+def test_tls_files_that_exist_are_accepted(tmp_path: Path) -> None:
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text("-")
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        **SASL,
+        kafka_ssl_cafile=str(tmp_path / "ca.pem"),
+        kafka_ssl_certfile=str(tmp_path / "client.pem"),
+        kafka_ssl_keyfile=str(tmp_path / "client.key"),
+    )
+    assert settings.kafka_sasl_password.get_secret_value() == "p"

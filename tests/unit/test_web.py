@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from loyalty_pulse_dev.processes import free_port
 from stream_app.alerts import AlertStore
@@ -26,17 +29,62 @@ def views_of(settings: Settings, pipeline: Pipeline | None = None) -> Views:
     return Views(settings, store, AlertStore(store), status)
 
 
+class AnsweringRedis:
+    async def ping(self) -> bool:
+        return True
+
+
+class AnsweringStore:
+    r = AnsweringRedis()
+
+
 def test_not_ready_until_state_is_recovered_then_ready_with_its_partitions(
     tmp_path: Path,
 ) -> None:
     settings = Settings(data_dir=tmp_path, partitions=4)
     pipeline = Pipeline(settings)
-    views = views_of(settings, pipeline)
-    status, body = readiness_json(views)
+    views = replace(views_of(settings, pipeline), store=cast(ServingStore, AnsweringStore()))
+    status, body = asyncio.run(readiness_json(views))
     assert status == 503 and body["status"] == "recovering" and "recovered" in body["error"]
     pipeline.assign({1, 3})
     views.worker.readiness.recovered = True
-    assert readiness_json(views) == (200, {"status": "ready", "partitions": [1, 3]})
+    assert asyncio.run(readiness_json(views)) == (
+        200,
+        {"status": "ready", "partitions": [1, 3], "redis": {"ok": True}},
+    )
+
+
+def test_ready_while_redis_is_away_but_says_so(tmp_path: Path) -> None:
+    """Redis is shared by every worker: unready on it would empty the Service
+    (see readiness_json); /readyz stays 200 and names the trouble."""
+    views = _unreachable_redis_views(tmp_path)
+    views.worker.readiness.recovered = True
+    status, body = asyncio.run(readiness_json(views))
+    assert status == 200 and body["status"] == "ready"
+    assert body["redis"]["ok"] is False
+    assert "the serving store (Redis) is unreachable" in body["redis"]["error"]
+    views.worker.readiness.recovered = False
+    status, body = asyncio.run(readiness_json(views))
+    assert status == 503 and body["redis"]["ok"] is False
+
+
+def test_a_redis_that_never_answers_does_not_hold_readyz_past_the_probe_timeout(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        settings = Settings(data_dir=tmp_path, redis_url=f"redis://127.0.0.1:{port}/0")
+        views = views_of(settings)
+        views.worker.readiness.recovered = True
+        started = time.monotonic()
+        status, body = asyncio.run(readiness_json(views))
+    assert time.monotonic() - started < 0.9  # a probe's default timeout is 1 s
+    assert status == 200 and body["redis"] == {
+        "ok": False,
+        "error": "the serving store (Redis) did not answer within 0.5s",
+    }
 
 
 def _unreachable_redis_views(tmp_path: Path) -> Views:
