@@ -9,9 +9,13 @@ the worker and the test and benchmark clients all go through it.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from stream_app.settings import Settings
@@ -60,3 +64,20 @@ def faust_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCr
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+@asynccontextmanager
+async def admin_client(
+    settings: Settings, timeout_s: float = 30.0
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit; ConnectionError naming the broker
+    when it cannot be reached."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise ConnectionError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+    try:
+        yield admin
+    finally:
+        await admin.close()

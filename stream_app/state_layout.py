@@ -15,10 +15,7 @@ a replay of the input (docs/operations.md, "Changing the partition count").
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-
-from stream_app.kafka_security import client_kwargs
+from stream_app.kafka_security import admin_client
 from stream_app.settings import Settings
 from tables.state import TABLE_NAMES
 
@@ -48,19 +45,12 @@ def mismatch_message(settings: Settings, counts: dict[str, int]) -> str:
 
 async def partition_counts(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
     """The partition count of each existing state topic of the app id."""
-    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        raise ConnectionError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
-    try:
+    async with admin_client(settings, timeout_s) as admin:
         existing = set(await admin.list_topics())
         names = [t for t in state_topics(settings) if t in existing]
         if not names:
             return {}
         return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
-    finally:
-        await admin.close()
 
 
 async def check_state_layout(settings: Settings, timeout_s: float = 30.0) -> None:

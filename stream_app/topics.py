@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 
-from stream_app.kafka_security import client_kwargs
+from stream_app.kafka_security import admin_client
 from stream_app.settings import Settings
 
 TOPIC_EXISTS = 36
@@ -30,18 +29,11 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str | No
     auto-create a topic on first use with their own partition count.
     Returns the broker's cluster id.
     """
-    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        raise ConnectionError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
-    try:
+    async with admin_client(settings, timeout_s) as admin:
         await _create(admin, settings)
         await _check_partitions(admin, settings)
         cluster = await admin.describe_cluster()
         return str(cluster["cluster_id"]) if cluster.get("cluster_id") else None
-    finally:
-        await admin.close()
 
 
 async def _create(admin: AIOKafkaAdminClient, settings: Settings) -> None:
