@@ -101,7 +101,10 @@ class Settings(BaseSettings):
     max_years: int = Field(10, ge=1, description="Cap on expected customer lifetime (years)")
     reporting_tz: str = Field("UTC", description="Time zone of business days (IANA name)")
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Serving store for merged KPIs and history"
+        "redis://127.0.0.1:6379/0",
+        description="Serving store for merged KPIs and history (rediss:// for TLS; a "
+        "password in the URL is never shown)",
+        repr=False,  # it may hold a password
     )
     dead_letter_payload_bytes: int = Field(
         4096, ge=64, description="Raw payload bytes kept in a dead-letter record"

@@ -166,3 +166,9 @@ def test_tls_files_that_exist_are_accepted(tmp_path: Path) -> None:
         kafka_ssl_keyfile=str(tmp_path / "client.key"),
     )
     assert settings.kafka_sasl_password.get_secret_value() == "p"
+
+
+def test_a_redis_password_is_not_in_the_settings_repr() -> None:
+    settings = Settings(redis_url="rediss://:s3cret@cache.example:6380/0")
+    assert settings.redis_url.endswith("@cache.example:6380/0")
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
