@@ -388,7 +388,6 @@ class ChangelogWriter:
         """Wait until everything put or sent since the last call is on the broker."""
         changes, self._changes = self._changes, {}
         sent, self._sent = self._sent, []
-        self._stores.write()
         batches = [
             (tp, table, await self._send_batches(tp, records))
             for tp, (table, records) in changes.items()
@@ -407,6 +406,12 @@ class ChangelogWriter:
             ]
             for tp, table, marker in markers:
                 written[tp] = (table, (await marker).offset)
+        # The local store only after its changelog is on the broker: a store ahead
+        # of its changelog (a kill -9 in between) would keep, on a restart with the
+        # same data directory, writes the changelog never got; the input offsets
+        # re-read would be skipped as applied, and whoever recovers the partition
+        # from the changelog later would miss them.
+        self._stores.write()
         for tp, (table, offset) in written.items():
             # What Table._on_changelog_sent does: RocksDB remembers how far it holds.
             store: Any = table.data
