@@ -52,6 +52,7 @@ from stream_app.kpi.spike import DayChurn, SpikeRule, judge
 from stream_app.kpi.terms import KpiTerms
 from stream_app.settings import Settings, settings_table
 from tests import kpi_reference as ref
+from tests.unit.test_kpi_engine import assert_same
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "kpis.md").read_text(encoding="utf-8")
@@ -157,19 +158,7 @@ IMPLEMENTATIONS = ["reference", "engine", "engine, day by day"]
 
 def assert_close(got: Any, want: Any, path: str = "") -> None:
     """Same JSON, floats to 1e-9 relative (and still floats: 2.0 is not 2)."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and got.keys() == want.keys(), (path, got, want)
-        for key in want:
-            assert_close(got[key], want[key], f"{path}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), (path, got, want)
-        for i, (mine, theirs) in enumerate(zip(got, want, strict=True)):
-            assert_close(mine, theirs, f"{path}[{i}]")
-    elif isinstance(want, float):
-        assert isinstance(got, float), (path, got, want)
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (path, got, want)
-    else:
-        assert type(got) is type(want) and got == want, (path, got, want)
+    assert_same(got, want, path, strict_types=True)
 
 
 # -- reading the doc -------------------------------------------------------------

@@ -41,19 +41,23 @@ def reference_params(p: KpiParams) -> ref.KpiParams:
     )
 
 
-def assert_same(got: Any, want: Any, path: str = "") -> None:
+def assert_same(got: Any, want: Any, path: str = "", strict_types: bool = False) -> None:
+    """Same JSON, floats to 1e-9 relative; ``strict_types``: a float stays a float
+    and an int an int (2.0 is not 2)."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), (path, got, want)
         for key in want:
-            assert_same(got[key], want[key], f"{path}.{key}")
+            assert_same(got[key], want[key], f"{path}.{key}", strict_types)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), (path, got, want)
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{path}.{i}")
-    elif isinstance(want, float) or isinstance(got, float):
+            assert_same(g, w, f"{path}.{i}", strict_types)
+    elif isinstance(want, float) or (isinstance(got, float) and not strict_types):
         assert got is not None and want is not None, (path, got, want)
+        assert not strict_types or isinstance(got, float), (path, got, want)
         assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (path, got, want)
     else:
+        assert not strict_types or type(got) is type(want), (path, got, want)
         assert got == want, (path, got, want)
 
 
