@@ -19,6 +19,12 @@ Alert event (JSON, the value on the alerts topic and an entry of ``GET /alerts``
 
 ``day`` is the final day whose verdict changed the alert (the spike day for
 ``raised``, the first day that is no spike for ``resolved``).
+
+The detector's state and the recent alerts also go to the results topic (key
+``spike``), each time the outbox has been sent empty, so a refilled serving
+store resumes judging where it was and lists the same alerts (refill.py). A
+Redis lost while an alert waits in the outbox rolls the state back to before
+it: that day is judged again and its alert sent then.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ from typing import Any
 
 import orjson
 
+from stream_app.keys import RESULTS_SPIKE_KEY
 from stream_app.kpi.days import now_ms, to_date
 from stream_app.kpi.spike import AlertChange, DayChurn, SpikeRule, Verdict, judge, step
+from stream_app.refill_snapshot import spike_value
+from stream_app.results_log import ResultsLog
 from stream_app.serving import ServingStore, from_date_iso
 from stream_app.settings import Settings
 from stream_app.timefmt import iso_ms
@@ -156,8 +165,16 @@ class AlertStore:
         return bool(await self._commit(keys=keys, args=args))
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
+        return [dict(orjson.loads(raw)) for raw in await self.recent_raw(limit)]
+
+    async def recent_raw(self, limit: int) -> list[str]:
+        """The newest ``limit`` alert events as stored, newest first."""
         raws = await self.r.lrange(self.key("alerts"), 0, max(limit, 1) - 1)
-        return [dict(orjson.loads(raw)) for raw in raws]
+        return [_str(raw) for raw in raws]
+
+    async def pending(self) -> int:
+        """Alert events committed and not yet on the alerts topic."""
+        return int(await self.r.llen(self.key("alerts:outbox")))
 
     async def send_outbox(self, send: SendAlert) -> int:
         """Send pending alert events in order; the number sent (0: none, or another
@@ -192,18 +209,35 @@ def _text(value: Any) -> str:
 
 class SpikeMonitor:
     def __init__(
-        self, settings: Settings, alerts: AlertStore, clock: Callable[[], int] = now_ms
+        self,
+        settings: Settings,
+        alerts: AlertStore,
+        clock: Callable[[], int] = now_ms,
+        results: ResultsLog | None = None,
     ) -> None:
+        """``results``: where the state is kept beyond Redis (None: not kept)."""
         self.rule = rule_of(settings)
         self.alerts = alerts
         self.store = alerts.store
         self.clock = clock
+        self.results = results
+        self._kept: dict[str, str] | None = None  # the state last appended to ``results``
 
     async def check(self, merged_through: int | None, send: SendAlert) -> None:
         """Judge the merged final days not judged yet, then send pending alerts."""
         if merged_through is not None:
             await self._judge_through(merged_through)
         await self.alerts.send_outbox(send)
+        if self.results is not None:
+            await self._keep_state(self.results)
+
+    async def _keep_state(self, results: ResultsLog) -> None:
+        state = await self.alerts.state()
+        if not state or state == self._kept or await self.alerts.pending():
+            return
+        recent = await self.alerts.recent_raw(KEEP_ALERTS)
+        await results.append([(RESULTS_SPIKE_KEY, spike_value(state, recent))])
+        self._kept = state
 
     async def _judge_through(self, merged_through: int) -> None:
         state = await self.alerts.state()

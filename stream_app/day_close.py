@@ -22,8 +22,15 @@ applied turned late: it was applied before a view that passed its day, so its
 customer record is on the broker too and it is a redelivery.
 
 Any worker may merge: the partials of a final day never change, so every
-merge of a day gives the same document. A worker cut off from Redis keeps
-consuming; nothing closes until Redis is back, then it catches up.
+merge of a day gives the same totals (the first document kept stays). A worker
+cut off from Redis keeps consuming; nothing closes until Redis is back, then it
+catches up.
+
+Kafka is the truth, Redis its cache (spec §4): a partial, a merged document and
+a raised final day go to the results topic (stream_app/results_log.py) and are
+on the broker before Redis gets them, and a partition drops a partial from its
+meta only after both. A Redis that comes back empty is refilled from that topic
+before anything else happens (stream_app/refill.py).
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from stream_app.alerts import SendAlert, SpikeMonitor
+from stream_app.keys import ResultKey
 from stream_app.kpi.days import business_day, now_ms
 from stream_app.kpi.finality import final_day
 from stream_app.kpi.meta import PartitionMeta
@@ -46,7 +55,10 @@ from stream_app.kpi.terms import KpiTerms, merge
 from stream_app.kpi.watermarks import PartitionTime, stream_first_day, stream_watermark
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
-from stream_app.serving import ServingStore
+from stream_app.refill import Refiller, RefillReport
+from stream_app.refill_snapshot import final_day_value
+from stream_app.results_log import ResultRecord, ResultsLog
+from stream_app.serving import ServingStore, encode_terms
 from stream_app.settings import Settings
 from stream_app.timefmt import iso_ms
 
@@ -65,6 +77,9 @@ PREVIEW_COST_FACTOR = 2
 REPLAY_PREVIEW_COST_FACTOR = 12
 REPLAY_DELAY_MS = 5 * 60_000
 REDIS_WARNING_EVERY_S = 30.0
+# Final days merged per step: their documents go to the results topic in one
+# append, then Redis marks them merged.
+MERGE_STEP_DAYS = 16
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +93,8 @@ class CloserStatus:
     redis_ok: bool = True
     redis_errors: int = 0
     errors: int = 0
+    refilling: bool = False  # the serving store is empty and another worker refills it
+    last_refill: RefillReport | None = None  # the last refill this worker did
 
 
 class DayCloser:
@@ -88,6 +105,7 @@ class DayCloser:
         store: ServingStore,
         save_meta: Callable[[int, PartitionMeta], Awaitable[None]],
         flush: Callable[[], Awaitable[Any]],
+        results: ResultsLog,
         clock: Callable[[], int] = now_ms,
         lock: asyncio.Lock | None = None,
         spikes: SpikeMonitor | None = None,
@@ -95,7 +113,8 @@ class DayCloser:
         metrics: WorkerMetrics | None = None,
     ) -> None:
         """``save_meta`` writes a partition's meta behind what was written before it;
-        ``flush`` waits until all of it is on the broker; ``lock`` is held while
+        ``flush`` waits until all of it is on the broker; ``results`` keeps
+        final results before Redis gets them; ``lock`` is held while
         the views are read and the metas written (no other write in between);
         ``spikes`` judges merged days and ``send_alert`` puts an alert on the broker."""
         self.settings = settings
@@ -106,6 +125,8 @@ class DayCloser:
         self.store = store
         self.save_meta = save_meta
         self.flush = flush
+        self.results = results
+        self.refiller = Refiller(results)
         self.clock = clock
         self.lock = lock or asyncio.Lock()
         self.status = CloserStatus()
@@ -116,6 +137,7 @@ class DayCloser:
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
         self._next_preview_at = 0
         self._warned_at = 0.0
+        self._epoch: str | None = None  # the serving store's, when last seen
 
     async def tick(self) -> None:
         try:
@@ -146,6 +168,15 @@ class DayCloser:
     async def _tick(self) -> None:
         started = time.perf_counter()
         now = self.clock()
+        epoch = await self.refiller.epoch(self.store)
+        self.status.refilling = epoch is None
+        self.status.last_refill = self.refiller.last
+        if epoch is None:
+            return  # another worker is refilling the serving store
+        if epoch != self._epoch:
+            self._previewed.clear()  # a refilled store has no open-day totals
+            self._next_preview_at = 0
+            self._epoch = epoch
         finals = await self.store.final_days()
         closed = 0
         async with self.lock:
@@ -158,15 +189,19 @@ class DayCloser:
         await self._publish_partials()
         all_times = await self.store.times()
         watermark = stream_watermark(all_times, self.partition_count)
-        self.status.watermark_ms = watermark
         if watermark is None:
-            return
+            return  # a partition's owner has not published its time (yet, or again)
+        self.status.watermark_ms = watermark
         candidate = final_day(watermark, self.lateness_ms, self.params.zone)
         first_event_day = stream_first_day(all_times)
         if candidate is not None and first_event_day is not None and candidate >= first_event_day:
             # The first time, every day since the first event becomes final at
             # once: a replay of history gets its whole history (up to history_days).
             first = max(candidate - self.settings.history_days + 1, first_event_day)
+            if finals is None or candidate > finals[0]:
+                known_first = finals[1] if finals is not None else min(first, candidate)
+                key = ResultKey("final-day", candidate).encode()
+                await self.results.append([(key, final_day_value(known_first))])
             finals = await self.store.raise_final_day(candidate, first)
             self.status.final_day = finals[0]
         if finals is not None:
@@ -195,10 +230,17 @@ class DayCloser:
         return times
 
     async def _publish_partials(self) -> None:
+        merged = await self.store.merged_through()
         for number, part in list(self.pipeline.partitions.items()):
-            for day, terms in sorted(part.unpublished.items()):
-                await self.store.publish_partial(day, number, terms)
-            part.published(list(part.unpublished))
+            days = sorted(part.unpublished.items())
+            # a day merged already has this partition's totals (they never change)
+            pending = [(d, encode_terms(t)) for d, t in days if merged is None or d > merged]
+            if pending:
+                keys = [ResultKey("partial", day, number).encode() for day, _ in pending]
+                await self.results.append(list(zip(keys, (raw for _, raw in pending), strict=True)))
+                for day, raw in pending:
+                    await self.store.publish_partial(day, number, raw)
+            part.published([day for day, _ in days])
 
     async def _merge_final_days(self, watermark: int, final: int, first: int) -> int:
         """Merge the final days every partition has published; how many."""
@@ -206,13 +248,31 @@ class DayCloser:
         day = merged + 1 if merged is not None else first
         count = 0
         while day <= final:
-            partials = await self.store.partials(day)
-            if len(partials) < self.partition_count:
-                break  # a partition has not published it yet: later days wait too
-            document = self.document(merge(partials.values()), day, final=True, watermark=watermark)
-            await self.store.store_final(day, document)
-            day += 1
-            count += 1
+            kept: list[tuple[int, bytes]] = []
+            while day <= final and len(kept) < MERGE_STEP_DAYS:
+                partials = await self.store.partials(day)
+                if len(partials) < self.partition_count:
+                    break  # a partition has not published it yet: later days wait too
+                terms = merge(partials.values())
+                document = self.document(terms, day, final=True, watermark=watermark)
+                kept.append((day, await self.store.keep_final(day, orjson.dumps(document))))
+                day += 1
+            if not kept:
+                break
+            await self.results.append([(ResultKey("final", d).encode(), doc) for d, doc in kept])
+            gone: list[ResultRecord] = []
+            for d, _ in kept:
+                gone += [
+                    (ResultKey("partial", d, p).encode(), None) for p in range(self.partition_count)
+                ]
+                for old in await self.store.finish_final(d):
+                    gone += [
+                        (ResultKey(kind, old).encode(), None) for kind in ("final", "final-day")
+                    ]
+            await self.results.append(gone)
+            count += len(kept)
+            if len(kept) < MERGE_STEP_DAYS:
+                break
         return count
 
     def document(self, terms: KpiTerms, day: int, final: bool, watermark: int) -> dict[str, Any]:

@@ -12,6 +12,10 @@
 | dead letter of a late record | its origin, ``topic/partition@offset`` | dead-letter key |
 | partition meta | ``MetaKey(partition)`` | key in the customers table (see below) |
 | changelog end marker | a reserved tombstone key | changelogs, embedded broker only |
+| a partition's totals of a final day | ``partial/<date>/<partition>`` | results topic |
+| the merged document of a final day | ``final/<date>`` | results topic |
+| a final day declared | ``final-day/<date>`` | results topic |
+| the churn-spike detector's state | ``spike`` | results topic |
 
 Topic names cannot contain ``/``, ``:``, ``@`` or ``|`` (Kafka allows only
 ``[a-zA-Z0-9._-]``), so splitting at the last separator is exact.
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import date
 
 from stream_app.contract import MAX_ID_CHARS
+from stream_app.kpi.days import from_date, to_date
 
 TYPE_HEADER = "lp-type"
 SOURCE_HEADER = "lp-source"
@@ -97,6 +103,34 @@ def dead_letter_key(topic: str, partition: int, offset: int) -> bytes:
 def late_dead_letter_key(source: str, offset: int) -> bytes:
     """A late record's dead letter is keyed by its origin, wherever it was read."""
     return f"{source}@{offset}".encode()
+
+
+RESULTS_SPIKE_KEY = b"spike"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultKey:
+    """A key of the results topic (stream_app/results_log.py): what a record is
+    and the day it is about. ``kind`` is ``partial`` (with ``partition``),
+    ``final`` or ``final-day``."""
+
+    kind: str
+    day: int
+    partition: int | None = None
+
+    def encode(self) -> bytes:
+        name = f"{self.kind}/{to_date(self.day).isoformat()}"
+        return (name if self.partition is None else f"{name}/{self.partition}").encode()
+
+    @staticmethod
+    def decode(raw: bytes) -> ResultKey | None:
+        """The key a record stands for; None for a key of another kind (``spike``)."""
+        parts = raw.decode().split("/")
+        if len(parts) == 3 and parts[0] == "partial":
+            return ResultKey("partial", from_date(date.fromisoformat(parts[1])), int(parts[2]))
+        if len(parts) == 2 and parts[0] in ("final", "final-day"):
+            return ResultKey(parts[0], from_date(date.fromisoformat(parts[1])))
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,14 +98,16 @@ _NAMED_GROUPS = (".channels.", ".tiers.", ".stores.", "program.members_by_tier."
 async def history(store: KpiSource, query: Mapping[str, str]) -> Response:
     """GET /kpis/history?from=&to=&fields=a.b,c.d: daily series for charts."""
     kept = await store.kept_days()
-    if not kept:
-        return 200, {"days": [], "series": {}}
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    if not kept:  # no final day yet: the shape of an answer, empty
+        if fields:
+            return 200, {"days": [], "series": {f: [] for f in fields}}
+        return 200, {"days": [], "documents": []}
     try:
         first, last = day_range(query, max(kept[0], kept[-1] - 89), kept[-1])
     except QueryError as exc:
         return error(400, str(exc))
     docs = await store.history(first, last)
-    fields = [f for f in query.get("fields", "").split(",") if f]
     if not fields:
         return 200, {"days": [d["as_of"] for d in docs], "documents": docs}
     return _series(docs, fields)

@@ -14,6 +14,13 @@ Keys live under ``lp:<app_id>:``:
   in the history.
 - ``preview:<partition>`` and ``current``: the open day's totals per partition
   and their merge, behind a compare-and-set on a version that never goes back.
+- ``epoch``: set once the store holds what the results topic holds (a refill,
+  stream_app/refill.py); a store without it is empty or new. ``refill:lock``:
+  the worker refilling it.
+
+Everything here but the previews, the current document and the partitions'
+event time is also in the results topic (stream_app/results_log.py), written
+there first; the rest is republished by the partitions' owners.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from stream_app.kpi.days import from_date, to_date
 from stream_app.kpi.meta import terms_from_json, terms_to_json
 from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.watermarks import PartitionTime
+from stream_app.refill_snapshot import Snapshot
 
 Encodable = bytes | str | int | float
 # Partials are deleted once merged; the expiry only bounds what a partition
@@ -51,6 +59,20 @@ redis.call('SETNX', KEYS[2], ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1e18')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+# KEYS[1] history hash, KEYS[2] history days; ARGV[1] date, ARGV[2] document,
+# ARGV[3] day. The first document stored for a day stays; returns it.
+_KEEP_FINAL = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
+# KEYS[1] lock; ARGV[1] token. Deletes the lock only if its holder asks.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS[1] string; ARGV[1] candidate: keep the maximum.
@@ -82,6 +104,8 @@ class ServingStore:
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
         self._raise_final = client.register_script(_RAISE_FINAL)
         self._raise_to = client.register_script(_RAISE_TO)
+        self._keep_final = client.register_script(_KEEP_FINAL)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
     def connect(cls, url: str, app_id: str, history_days: int) -> ServingStore:
@@ -128,11 +152,12 @@ class ServingStore:
 
     # --- final days -------------------------------------------------------
 
-    async def publish_partial(self, day: int, partition: int, terms: KpiTerms) -> bool:
+    async def publish_partial(self, day: int, partition: int, terms: KpiTerms | bytes) -> bool:
         """One partition's totals as of a final day; False when already there."""
+        raw = terms if isinstance(terms, bytes) else encode_terms(terms)
         key = self.key(f"partials:{day}")
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, str(partition), encode_terms(terms))
+            pipe.hsetnx(key, str(partition), raw)
             pipe.expire(key, PARTIAL_TTL_SECONDS)
             done, _ = await pipe.execute()
         return bool(done)
@@ -145,24 +170,35 @@ class ServingStore:
         raw = await self.r.get(self.key("merged_through"))
         return None if raw is None else int(raw)
 
-    async def store_final(self, day: int, document: dict[str, Any]) -> None:
-        """Keep the KPIs of a final day (the same document whoever merges it);
-        days beyond ``history_days`` are dropped."""
-        name = to_date(day).isoformat()
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("history"), name, orjson.dumps(document))
-            pipe.zadd(self.key("history:days"), {name: day})
-            pipe.delete(self.key(f"partials:{day}"))
-            await pipe.execute()
-        await self._raise_to(keys=[self.key("merged_through")], args=[day])
-        await self._trim(day)
+    async def keep_final(self, day: int, document: bytes) -> bytes:
+        """Keep the KPI document of a final day unless one is kept already;
+        the one kept. Whoever merges a day gets the same totals; the first
+        document stays so that every copy of the day is the same."""
+        keys = [self.key("history"), self.key("history:days")]
+        kept = await self._keep_final(keys=keys, args=[to_date(day).isoformat(), document, day])
+        return bytes(kept)
 
-    async def _trim(self, newest: int) -> None:
+    async def finish_final(self, day: int) -> list[int]:
+        """A kept final day is merged: its partials go, ``merged_through`` rises,
+        days beyond ``history_days`` are dropped; the days dropped."""
+        await self.r.delete(self.key(f"partials:{day}"))
+        await self._raise_to(keys=[self.key("merged_through")], args=[day])
+        return await self._trim(day)
+
+    async def store_final(self, day: int, document: dict[str, Any]) -> None:
+        """``keep_final`` then ``finish_final``: a final day kept and merged."""
+        await self.keep_final(day, orjson.dumps(document))
+        await self.finish_final(day)
+
+    async def _trim(self, newest: int) -> list[int]:
         cutoff = newest - self.history_days
-        old = await self.r.zrangebyscore(self.key("history:days"), "-inf", cutoff)
+        old = cast(
+            list[bytes], await self.r.zrangebyscore(self.key("history:days"), "-inf", cutoff)
+        )
         if old:
             await self.r.hdel(self.key("history"), *old)
             await self.r.zrem(self.key("history:days"), *old)
+        return [from_date_iso(name) for name in old]
 
     async def final(self, day: int) -> dict[str, Any] | None:
         raw = await self.r.hget(self.key("history"), to_date(day).isoformat())
@@ -227,6 +263,44 @@ class ServingStore:
     async def current(self) -> dict[str, Any] | None:
         raw = await self.r.hget(self.key("current"), "doc")
         return None if raw is None else dict(orjson.loads(raw))
+
+    # --- refills (stream_app/refill.py) ------------------------------------
+
+    async def epoch(self) -> str | None:
+        """The fill epoch: None when the store is empty or new (not refilled yet)."""
+        raw = await self.r.get(self.key("epoch"))
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def lock_refill(self, token: str, seconds: int) -> bool:
+        return bool(await self.r.set(self.key("refill:lock"), token, nx=True, ex=seconds))
+
+    async def unlock_refill(self, token: str) -> None:
+        await self._release(keys=[self.key("refill:lock")], args=[token])
+
+    async def refill(self, snapshot: Snapshot, epoch: str) -> None:
+        """Write what the results topic holds, never replacing what is newer
+        (a worker may have written since the store came back), then the epoch."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            for day, document in sorted(snapshot.finals.items()):
+                name = to_date(day).isoformat()
+                pipe.hsetnx(self.key("history"), name, document)
+                pipe.zadd(self.key("history:days"), {name: day})
+            for day, partials in sorted(snapshot.partials.items()):
+                for partition, raw in sorted(partials.items()):
+                    pipe.hsetnx(self.key(f"partials:{day}"), str(partition), raw)
+                pipe.expire(self.key(f"partials:{day}"), PARTIAL_TTL_SECONDS)
+            for field, value in snapshot.spike_state.items():
+                pipe.hsetnx(self.key("spike"), field, value)
+            await pipe.execute()
+        if snapshot.recent_alerts and not await self.r.exists(self.key("alerts")):
+            await self.r.rpush(self.key("alerts"), *snapshot.recent_alerts)
+        if snapshot.finals:
+            newest = max(snapshot.finals)
+            await self._raise_to(keys=[self.key("merged_through")], args=[newest])
+            await self._trim(newest)
+        if snapshot.final_days is not None:
+            await self.raise_final_day(*snapshot.final_days)
+        await self.r.set(self.key("epoch"), epoch)
 
 
 def from_date_iso(name: bytes | str) -> int:

@@ -244,6 +244,11 @@ class Settings(BaseSettings):
         """Internal topic for events a producer keyed by something else."""
         return f"{self.app_id}-rerouted"
 
+    @property
+    def topic_results(self) -> str:
+        """Internal compacted topic that keeps every final result (stream_app/results_log.py)."""
+        return f"{self.app_id}-results"
+
     @cached_property
     def kpi_params(self) -> KpiParams:
         return KpiParams(

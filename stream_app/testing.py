@@ -28,6 +28,7 @@ from agents.ingest import BatchIngest
 from stream_app.day_close import DayCloser
 from stream_app.kpi.days import now_ms
 from stream_app.pipeline import Pipeline, Record
+from stream_app.results_log import MemoryResultsLog, ResultsLog
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from tables import codecs
@@ -142,8 +143,11 @@ class MemoryWorker:
         owned: Iterable[int],
         clock: Callable[[], int] = now_ms,
         tables: StateTables | None = None,
+        results: ResultsLog | None = None,
     ) -> None:
+        """``results``: the results topic, shared by the workers of one deployment."""
         self.settings, self.broker, self.store = settings, broker, store
+        self.results = results if results is not None else MemoryResultsLog()
         self.owned = set(owned)
         self.clock = clock
         self.tables = tables or memory_tables(settings.partitions)
@@ -162,6 +166,7 @@ class MemoryWorker:
             self.store,
             self.ingest.save_meta,
             self.ingest.flush,
+            self.results,
             clock=self.clock,
             lock=self.ingest.lock,
         )

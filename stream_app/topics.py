@@ -41,6 +41,9 @@ async def _create(admin: AIOKafkaAdminClient, settings: Settings) -> None:
     wanted.append(NewTopic(settings.topic_dead_letter, settings.partitions, 1))
     # One partition: raises and resolves stay in order.
     wanted.append(NewTopic(settings.topic_alerts, 1, 1))
+    # One partition read whole by a refill; compacted: the last value per key counts.
+    compact = {"cleanup.policy": "compact"}
+    wanted.append(NewTopic(settings.topic_results, 1, 1, topic_configs=compact))
     existing = set(await admin.list_topics())
     missing = [t for t in wanted if t.name not in existing]
     if not missing:

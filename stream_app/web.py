@@ -165,6 +165,16 @@ async def pipeline_json(views: Views) -> dict[str, Any]:
         "rejected": dict(sorted(rejected.items())),
         "rejected_total": sum(rejected.values()),
         "redis_error": redis_error,
+        "serving_store": {
+            "refilling": status.refilling,
+            "last_refill": None
+            if (refill := status.last_refill) is None
+            else {
+                "final_days": refill.days,
+                "pending_days": refill.pending_days,
+                "seconds": round(refill.seconds, 3),
+            },
+        },
     }
 
 

@@ -28,6 +28,7 @@ from stream_app.day_close import CLOSE_INTERVAL_SECONDS, DayCloser
 from stream_app.faust_adapter import FaustBroker
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
+from stream_app.results_log import KafkaResultsLog
 from stream_app.runtime import Readiness, Views, WorkerStatus
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
@@ -68,14 +69,17 @@ def build(settings: Settings, end_markers: bool = False) -> Worker:
     async def send_alert(key: bytes, value: bytes) -> None:
         await app.producer.send_and_wait(settings.topic_alerts, key, value, None, None, None)
 
+    # final results are kept in Kafka before Redis gets them; Redis is their cache
+    results = KafkaResultsLog(settings, app.producer.send)
     closer = DayCloser(
         settings,
         pipeline,
         store,
         ingest.save_meta,
         ingest.flush,
+        results,
         lock=ingest.lock,
-        spikes=SpikeMonitor(settings, alerts),
+        spikes=SpikeMonitor(settings, alerts, results=results),
         send_alert=send_alert,
         metrics=metrics,
     )

@@ -7,6 +7,8 @@ for every field of contract v2 (cohorts, tiers, stores, lift, ROI intervals),
 and both runs serve the same numbers. Once the stream is quiet, the open day
 (``/kpis``) equals the reference too, on every worker of both runs (issue 10:
 it used to keep customers in the 365-day window after they had left it).
+Then Redis loses the second run's data, and the running worker serves the same
+400 final days and open day again, refilled from the results topic (issue 13).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 
 from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
 from stream_app.contract import Event, EventType, decode
 from stream_app.kpi.days import DAY_MS
 from stream_app.settings import Settings
 from tests import kpi_reference as ref
-from tests.e2e.conftest import Cluster, WorkerHandle
+from tests.e2e.conftest import Cluster, WorkerHandle, wait_for
 from tests.e2e.kafka_io import produce
 from tests.e2e.test_pipeline import to_records
 from tests.unit.test_kpi_engine import assert_same, reference_params
@@ -201,3 +204,28 @@ def test_two_workers_with_a_sigkill_and_one_worker_serve_the_reference_kpis(
     assert status == 404 and "not final" in missing["error"]
     status, wrong = alone.get_status("/kpis?as_of=yesterday")
     assert status == 400 and "YYYY-MM-DD" in wrong["error"]
+
+    refilled_after_redis_loss(single, alone, one, current)
+
+
+def refilled_after_redis_loss(
+    cluster: Cluster, worker: WorkerHandle, kept: dict[str, dict[str, Any]], current: Any
+) -> None:
+    """Every Redis key of the deployment goes (a Redis restarted without
+    persistence); the worker, not restarted, serves the same again."""
+    client = redis.Redis.from_url(cluster.settings.redis_url)
+    keys = list(client.scan_iter(match=f"lp:{cluster.settings.app_id}:*"))
+    assert len(keys) > 3
+    client.delete(*keys)
+    client.close()
+    lost = time.monotonic()
+
+    def served_again() -> bool:
+        try:
+            return history(worker) == kept and worker.get("/kpis") == current
+        except OSError:  # 404 / 503 while empty
+            return False
+
+    wait_for("the final days and the open day served again", served_again, timeout_s=120)
+    took = time.monotonic() - lost
+    print(f"400 final days and the open day served again {took:.1f} s after the loss")

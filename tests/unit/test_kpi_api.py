@@ -88,4 +88,9 @@ async def test_history_rejects_unknown_fields_and_bad_ranges() -> None:
     assert status == 400 and "unknown field 'churn.nope'" in body["error"]
     status, body = await history(STORE, {"from": "2025-01-02", "to": "2025-01-01"})
     assert status == 400 and "from <= to" in body["error"]
-    assert (await history(MemoryStore({}, None), {}))[1] == {"days": [], "series": {}}
+    empty = MemoryStore({}, None)
+    assert (await history(empty, {}))[1] == {"days": [], "documents": []}
+    assert (await history(empty, {"fields": "churn.churned"}))[1] == {
+        "days": [],
+        "series": {"churn.churned": []},
+    }
