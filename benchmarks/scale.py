@@ -1,0 +1,307 @@
+"""Scale benchmark: one worker as the number of customers grows.
+
+For each size (N customers x E events each over D days) on an embedded broker
+and a Redis of its own, from one run: events/s of one worker draining the
+backlog and of a raw aiokafka consume+decode baseline over the same records,
+their ratio, the worker's RSS after the drain, bytes on disk per customer,
+changelog bytes written per input event, and the time to ready after a
+SIGKILL and restart with the same data directory, then after a restart with
+an empty one (state restored from the changelog alone). Not a test: figures
+depend on the machine. ``benchmarks/ingest.py`` measures latency.
+
+    python -m benchmarks.scale                         # 22k, 300k and 1M customers
+    python -m benchmarks.scale --sizes 5000x4 --days 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from benchmarks.ingest import _applied, _memory, baseline, start_worker
+from loyalty_pulse_dev.broker import start_broker
+from loyalty_pulse_dev.processes import free_port
+from loyalty_pulse_dev.processes import stop as stop_process
+from loyalty_pulse_dev.redis_server import start_redis
+from stream_app.contract import EventType
+from stream_app.kafka_security import client_kwargs
+from stream_app.producer import EventSender
+from stream_app.settings import Settings
+from tables.state import TABLE_NAMES
+
+DEFAULT_SIZES = "22000x14,300000x3,1000000x2"
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Size:
+    customers: int
+    per_customer: int
+
+    @staticmethod
+    def parse(text: str) -> Size:
+        customers, _, per = text.lower().partition("x")
+        return Size(int(customers.replace("_", "")), int(per or 2))
+
+
+@dataclass(frozen=True)
+class Result:
+    size: Size
+    events: int
+    worker_rate: float
+    baseline_rate: float
+    rss: int
+    disk_per_customer: float
+    changelog_per_event: float
+    ready_after_kill: float
+    ready_from_changelog: float
+
+
+def synthetic_events(size: Size, days: int, seed: int = 7) -> list[tuple[EventType, bytes, bytes]]:
+    """Every customer's purchases spread over ``days`` ending now, one in five
+    enrolled first, one in ten of those redeeming; interleaved by time."""
+    rng = random.Random(seed)
+    end = int(datetime.now(UTC).timestamp() * 1000) - DAY_MS
+    start = end - days * DAY_MS
+    out: list[tuple[int, EventType, bytes, bytes]] = []
+    n = 0
+    for c in range(size.customers):
+        customer = f"c{c}"
+        key = customer.encode()
+        times = sorted(rng.randrange(start, end) for _ in range(size.per_customer))
+        if c % 5 == 0:
+            enrolled = times[0] - rng.randrange(1, DAY_MS)
+            event = {"event_id": f"e{n}", "customer_id": customer, "occurred_at": enrolled}
+            out.append((enrolled, EventType.ENROLLMENT, key, orjson.dumps(event)))
+            n += 1
+        for at in times:
+            amount = round(rng.uniform(5, 120), 2)
+            event = {
+                "event_id": f"e{n}",
+                "customer_id": customer,
+                "occurred_at": at,
+                "amount": amount,
+                "points": int(amount),
+                "channel": "pos" if n % 3 else "web",
+                "store_id": f"s{c % 32}",
+            }
+            out.append((at, EventType.PURCHASE, key, orjson.dumps(event)))
+            n += 1
+        if c % 50 == 0:
+            at = times[-1] + 1
+            event = {"event_id": f"e{n}", "customer_id": customer, "occurred_at": at, "points": 5}
+            out.append((at, EventType.REDEMPTION, key, orjson.dumps(event)))
+            n += 1
+    out.sort(key=lambda e: e[0])
+    return [(kind, key, value) for _, kind, key, value in out]
+
+
+async def produce(settings: Settings, records: list[tuple[EventType, bytes, bytes]]) -> None:
+    async with EventSender(settings) as sender:
+        for kind, key, value in records:
+            await sender.send(kind, key, value)
+    if sender.failed:
+        raise RuntimeError(f"{sender.failed} events were not produced: {sender.first_error}")
+
+
+async def changelog_bytes(settings: Settings) -> int:
+    """Key and value bytes of every record in the app's changelog topics."""
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings), group_id=None, enable_auto_commit=False, max_poll_records=10_000
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(f"{settings.app_id}-{table}-changelog", p)
+            for table in TABLE_NAMES
+            for p in range(settings.partitions)
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        total = 0
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                total += sum(len(r.key or b"") + len(r.value or b"") for r in records)
+        return total
+    finally:
+        await consumer.stop()
+
+
+def drain(proc: subprocess.Popen[bytes], url: str, total: int, timeout_s: float) -> float:
+    """events/s from the first applied event seen to the last (from the worker's
+    start when one poll already saw them all: a tiny run)."""
+    started = time.perf_counter()
+    first_at, first_count = 0.0, 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        applied = _applied(url)
+        if applied and not first_at:
+            first_at, first_count = time.perf_counter(), applied
+        if applied >= total:
+            if first_count >= total:
+                return total / (time.perf_counter() - started)
+            return (applied - first_count) / max(time.perf_counter() - first_at, 1e-9)
+        if proc.poll() is not None:
+            raise RuntimeError("the worker exited during the run")
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"the worker applied {_applied(url):,} of {total:,} events in {timeout_s:.0f} s"
+    )
+
+
+def ready(readyz: str) -> bool:
+    try:
+        with urllib.request.urlopen(readyz, timeout=2) as resp:  # noqa: S310 - loopback
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def time_to_ready(settings: Settings, workdir: Path, total: int) -> float:
+    """Start a worker on ``settings``' data dir: seconds until /readyz answers 200
+    and /totals counts every event again."""
+    started = time.monotonic()
+    proc, url = start_worker(settings, workdir)
+    try:
+        readyz = url.replace("/totals", "/readyz")
+        while not (ready(readyz) and _applied(url) >= total):
+            if proc.poll() is not None:
+                raise RuntimeError("the restarted worker exited")
+            if time.monotonic() - started > 900:
+                raise RuntimeError("the restarted worker was not ready within 900 s")
+            time.sleep(0.1)
+        return time.monotonic() - started
+    finally:
+        stop_process(proc)
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_size(size: Size, days: int, broker: str, redis_url: str, workdir: Path) -> Result:
+    app_id = f"scale-{size.customers}"
+    settings = Settings(
+        broker=broker,
+        app_id=app_id,
+        data_dir=workdir,
+        redis_url=redis_url,
+        topic_purchases=f"{app_id}.purchases",
+        topic_enrollments=f"{app_id}.enrollments",
+        topic_redemptions=f"{app_id}.redemptions",
+        topic_dead_letter=f"{app_id}.dead-letter",
+        topic_alerts=f"{app_id}.alerts",
+    )
+    say(f"{size.customers:,} customers x {size.per_customer}: generating events…")
+    records = synthetic_events(size, days)
+    say(f"producing {len(records):,} events…")
+    asyncio.run(produce(settings, records))
+    say("draining them with one worker…")
+    proc, url = start_worker(settings, workdir)
+    try:
+        rate = drain(proc, url, len(records), timeout_s=1800)
+        time.sleep(2)  # the last day-close ticks
+        rss = _memory(proc.pid, "VmRSS")
+        say("SIGKILL, then a restart with the same data directory…")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        stop_process(proc)
+    state_dir = workdir / app_id
+    on_disk = disk_bytes(state_dir)
+    after_kill = time_to_ready(settings, workdir, len(records))
+    say("a restart with an empty data directory (restore from the changelog)…")
+    shutil.rmtree(state_dir)
+    from_changelog = time_to_ready(settings, workdir, len(records))
+    say("the changelog's bytes, and the consume+decode baseline…")
+    written = asyncio.run(changelog_bytes(settings))
+    base = asyncio.run(baseline(settings, len(records)))
+    return Result(
+        size=size,
+        events=len(records),
+        worker_rate=rate,
+        baseline_rate=base,
+        rss=rss,
+        disk_per_customer=on_disk / size.customers,
+        changelog_per_event=written / len(records),
+        ready_after_kill=after_kill,
+        ready_from_changelog=from_changelog,
+    )
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def table(results: list[Result], days: int) -> str:
+    head = (
+        f"{'customers':>10} {'events':>10} {'worker/s':>9} {'baseline/s':>10} {'ratio':>6} "
+        f"{'RSS MiB':>8} {'disk B/cust':>11} {'changelog B/ev':>14} {'ready kill s':>12} "
+        f"{'ready empty s':>13}"
+    )
+    lines = [f"one worker, {days} days of events; each row one run", head]
+    for r in results:
+        lines.append(
+            f"{r.size.customers:>10,} {r.events:>10,} {r.worker_rate:>9,.0f} "
+            f"{r.baseline_rate:>10,.0f} {r.worker_rate / r.baseline_rate:>6.3f} "
+            f"{r.rss / 2**20:>8,.0f} {r.disk_per_customer:>11,.0f} {r.changelog_per_event:>14,.0f} "
+            f"{r.ready_after_kill:>12.1f} {r.ready_from_changelog:>13.1f}"
+        )
+    lines.append(f"python {sys.version.split()[0]}, cpus {os.cpu_count()}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"comma-separated CUSTOMERSxEVENTS_EACH (default {DEFAULT_SIZES})",
+    )
+    parser.add_argument("--days", type=int, default=60, help="days the events span")
+    args = parser.parse_args(argv)
+    sizes = [Size.parse(s) for s in args.sizes.split(",") if s.strip()]
+    port, redis_port = free_port(), free_port()
+    broker, redis = start_broker(port), start_redis(redis_port)
+    results: list[Result] = []
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="lp-scale-") as tmp:
+            for size in sizes:
+                results.append(
+                    run_size(
+                        size,
+                        args.days,
+                        f"127.0.0.1:{port}",
+                        f"redis://127.0.0.1:{redis_port}/0",
+                        Path(tmp),
+                    )
+                )
+                say(table(results, args.days))
+    finally:
+        stop_process(redis)
+        stop_process(broker)
+    print(table(results, args.days))
+    print(f"took {time.monotonic() - started:,.0f} s")
+
+
+if __name__ == "__main__":
+    main()
