@@ -103,6 +103,8 @@ class BatchIngest:
                         rejected[outcome.reason] += 1
                 elif isinstance(outcome, Duplicate):
                     counts[outcome.event_type, "duplicate"] += 1
+                    if outcome.customer_id is not None and outcome.state is not None:
+                        customers[outcome.customer_id] = outcome.state  # its offset, recorded
                 elif isinstance(outcome, Forward):
                     await self._forward(outcome)
                 # Marked: nothing to write

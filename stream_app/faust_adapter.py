@@ -16,6 +16,8 @@ here, behind ``FaustBroker``'s narrow interface:
   ``data``/``_key_partition``, ``set_persisted_offset``;
 - commit: Faust's own (flush, then commit acked offsets), unchanged;
 - assignment changes: ``owned_partitions`` (``app.assignor.assigned_actives``);
+- recovered tables: ``on_rebalance_complete`` only for the recovery of the
+  current assignment (``Recovery.signal_recovery_start``, see there);
 - lag: ``lag`` (``Consumer.highwater``, ``_read_offset``, ``_committed_offset``).
 
 Supported: faust-streaming 0.15.3 (pyproject pins ``>=0.15.3,<0.16``) with
@@ -33,6 +35,7 @@ the collection of a batch (see there).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence, Set
 from typing import Any, ClassVar, Protocol, cast
 
@@ -60,6 +63,8 @@ except ImportError:  # pragma: no cover - rocksdict is a dependency
 # applied). 100 ms keeps idle fetches cheap and live records quick.
 FETCH_MAX_WAIT_MS = 100
 
+log = logging.getLogger(__name__)
+
 
 class BatchHandler(Protocol):
     """Takes every record of its topics, a poll's worth at a time."""
@@ -79,6 +84,7 @@ class FaustBroker:
         self.transport = BatchTransport(app.conf.broker_consumer, app)
         app.transport = self.transport
         self.writer = ChangelogWriter(app, end_markers)
+        complete_only_current_recoveries(app)
 
     def consume(self, handler: BatchHandler) -> None:
         """Subscribe ``handler.topics``; their records go to ``handler`` a poll
@@ -114,6 +120,43 @@ class FaustBroker:
             position = read + 1 if read is not None else consumer._committed_offset.get(tp) or 0
             out[tp.topic, tp.partition] = max(0, int(high) - int(position))
         return out
+
+
+# --- recovered tables ----------------------------------------------------------
+#
+# ``app.on_rebalance_complete`` says: the tables hold every changelog record of
+# the partitions now assigned, load them. Faust's ``Recovery.on_recovery_completed``
+# sends it before it checks that no rebalance started meanwhile: a recovery
+# overtaken by a new assignment completes (on the old assignment's changelog
+# positions) and sends it, and only then gives up for the new recovery, which
+# sends it again once done. A receiver loading the newly assigned partitions at
+# the first signal reads tables not recovered yet (seen with a worker joining
+# while another restarted: ~1,100 events lost, as their customers were then
+# written back from the incomplete state), and would not load them again at the
+# second. So the signal is delivered only when no newer recovery is pending:
+# ``signal_recovery_start`` is set by ``Recovery.on_rebalance`` and cleared when
+# the recovery loop starts on it (Faust's own ``Recovery._wait`` reads it as
+# "rebalance again").
+
+
+def recovery_superseded(app: faust.App) -> bool:
+    """A rebalance started after the table recovery now completing."""
+    tables: Any = app.tables  # TableManager; its type does not declare ``recovery``
+    return bool(tables.recovery.signal_recovery_start.is_set())
+
+
+def complete_only_current_recoveries(app: faust.App) -> None:
+    """Drop ``on_rebalance_complete`` while a newer recovery is pending."""
+    signal: Any = app.on_rebalance_complete
+    send = signal.send
+
+    async def send_if_current(*args: Any, **kwargs: Any) -> None:
+        if recovery_superseded(app):
+            log.info("table recovery overtaken by a rebalance: waiting for the next one")
+            return
+        await send(*args, **kwargs)
+
+    signal.send = send_if_current
 
 
 # --- consuming ---------------------------------------------------------------
@@ -278,7 +321,7 @@ class BatchConsumer(RewindingConsumer):
         batch = [m for m in batch if m.tp in assigned]
         if not batch:
             return
-        await handler.handle(batch)
+        await whole(handler.handle(batch))
         assigned = self.assignment()
         for message in batch:
             if message.tp in assigned:
@@ -286,6 +329,30 @@ class BatchConsumer(RewindingConsumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+
+
+async def whole(work: Awaitable[None]) -> None:
+    """Run ``work`` to its end even when the caller is cancelled meanwhile, then
+    pass the cancellation on.
+
+    A stopping worker's Faust cancels the drain loop, possibly while a batch
+    settles. Cut there, the pipeline would hold the batch's events while the
+    broker and the local store hold only part of its writes, and a day-close
+    tick still running would record views and totals from that state (and the
+    store would fall behind its changelog). Finished, the batch is all on the
+    broker; unacknowledged, it is read again by the next owner as repeats.
+    Faust's stop waits for the cancelled drain loop, so it waits for this too.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
 
 
 class BatchTransport(aiokafka_driver.Transport):

@@ -25,7 +25,7 @@ from stream_app.keys import MARK_HEADER, SOURCE_HEADER, TYPE_HEADER, source_name
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
 from stream_app.kpi.meta import PartitionMeta
-from stream_app.kpi.partition import Late, PartitionState
+from stream_app.kpi.partition import Late, PartitionState, Repeat
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
@@ -53,6 +53,10 @@ class Applied:
 class Duplicate:
     event_id: str
     event_type: str
+    # A repeat read at a new offset: the customer's state, that offset recorded, to
+    # write back (stream_app/kpi/customer.py); None for a record read before.
+    customer_id: str | None = None
+    state: CustomerState | None = None
 
 
 @dataclass(slots=True)
@@ -229,6 +233,9 @@ class Pipeline:
         state = self.partition(owner).apply(decoded, source, offset, now)
         if state is None:
             return Duplicate(decoded.event_id, decoded.type.value)
+        if isinstance(state, Repeat):
+            event_type = decoded.type.value
+            return Duplicate(decoded.event_id, event_type, decoded.customer_id, state.state)
         if isinstance(state, Late):
             return self._late(record, state, owner, source, offset, now, decoded.type.value)
         return Applied(decoded.customer_id, state, decoded.type.value)

@@ -7,6 +7,8 @@ Each directory under tests/ is a layer; its tests get the marker of the same nam
 - integration: a real broker and/or Redis over real connections, no worker processes
 - e2e: worker processes, the CLI's commands, a real Prometheus, the browser
 - artifacts: the shipped files (deploy/prometheus, Grafana dashboards, compose, docs)
+- chaos: faults under load (workers killed, Redis and the broker stalled or lost), on a
+  broker and a Redis of the test's own (tests/chaos/conftest.py)
 
 The broker and Redis below are session-scoped: one of each for every test that asks,
 whichever layer it is in.
@@ -26,7 +28,7 @@ from loyalty_pulse_dev.redis_server import start_redis
 from stream_app.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
-LAYERS = ("unit", "integration", "e2e", "artifacts")
+LAYERS = ("unit", "integration", "e2e", "artifacts", "chaos")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

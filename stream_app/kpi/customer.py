@@ -3,11 +3,14 @@
 Two guards live inside the state they protect, so one changelog write carries
 them with it (idempotence instead of transactions):
 
-- ``applied_offsets``: per origin input partition, the last offset applied.
-  Records of one partition arrive in offset order, so a crash replay (or a
-  record forwarded again after a crash) is recognised whatever its event time.
+- ``applied_offsets``: per origin input partition, the last offset applied,
+  or recognised as a repeat of an applied event. Records of one partition
+  arrive in offset order, so a crash replay (or a record forwarded again after
+  a crash) is recognised whatever its event time.
 - ``recent_ids``: event ids within the dedup horizon, for a producer that sends
-  the same event twice (spec §4).
+  the same event twice (spec §4). Ids are forgotten as event time moves on, so
+  a repeat records its own offset too: read again after a crash, possibly long
+  after the horizon, it is still a repeat (not an event of a final day, late).
 
 ``history`` is what the KPI engine needs of the customer (kpi/history.py); the
 partition's engine holds the same object.
@@ -52,6 +55,10 @@ class CustomerState:
 
     def has_applied(self, origin: str, offset: int) -> bool:
         return offset <= self.applied_offsets.get(origin, -1)
+
+    def record_repeat(self, origin: str, offset: int) -> None:
+        """A repeat of an applied event was read at ``origin``@``offset``."""
+        self.applied_offsets[origin] = max(offset, self.applied_offsets.get(origin, -1))
 
     def apply(self, event: Event, origin: str, offset: int, dedup_floor_ms: int) -> None:
         """Fold in an event read at ``origin``@``offset`` (caller checked it is new)."""

@@ -33,6 +33,15 @@ MAX_UNPUBLISHED_BYTES = 384 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class Repeat:
+    """A repeat (same event_id) of an applied event, read at an offset the customer
+    had not seen: not applied, but its offset is recorded in ``state``, which must
+    be written back (kpi/customer.py says why)."""
+
+    state: CustomerState
+
+
+@dataclass(frozen=True, slots=True)
 class Late:
     """An event whose business day is already final (spec §2): not applied."""
 
@@ -84,19 +93,22 @@ class PartitionState:
 
     def apply(
         self, event: Event, source: str, offset: int, now_ms: int
-    ) -> CustomerState | Late | None:
+    ) -> CustomerState | Repeat | Late | None:
         """Apply an event read at ``source``@``offset``.
 
-        None when already applied (a redelivery), Late when its day is final:
-        a redelivery of an applied event is a duplicate even once its day closed.
+        None when this record was read before (a replay), Repeat when it repeats
+        an applied event, Late when its day is final: a redelivery of an applied
+        event is a duplicate even once its day closed.
         """
         self.watermarks.observe(source, event.occurred_ms, now_ms)
         state = self.customers.get(event.customer_id)
-        if state is not None and (
-            state.has_applied(source, offset) or state.has_seen(event.event_id)
-        ):
+        if state is not None and state.has_applied(source, offset):
             self.duplicates += 1
             return None
+        if state is not None and state.has_seen(event.event_id):
+            self.duplicates += 1
+            state.record_repeat(source, offset)
+            return Repeat(state)
         day = business_day(event.occurred_ms, self.params.zone)
         final = self.final_day
         if final is not None and is_late(day, final):

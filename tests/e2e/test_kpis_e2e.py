@@ -48,9 +48,10 @@ def stream() -> list[dict[str, Any]]:
 
 def as_events(lines: list[dict[str, Any]]) -> list[Event]:
     kinds = {t.value: t for t in EventType}
+    contract = Settings().contract
     out = []
     for line in lines:
-        event = decode(kinds[line["type"]], to_json_line(line), 2**62, Settings().contract)
+        event = decode(kinds[line["type"]], to_json_line(line), 2**62, contract)
         assert isinstance(event, Event)
         out.append(event)
     return out

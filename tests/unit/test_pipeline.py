@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from agents.ingest import BatchIngest
 from stream_app.contract import EventType
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS
@@ -24,7 +25,7 @@ from stream_app.pipeline import (
     partition_for,
 )
 from stream_app.settings import Settings
-from stream_app.testing import MemoryBroker
+from stream_app.testing import MemoryBroker, MemoryWriter, memory_tables
 
 NOW = 1_735_000_000_000
 SETTINGS = Settings(partitions=8)
@@ -228,6 +229,44 @@ def test_a_late_event_is_dead_lettered_and_counted_once_per_origin_offset() -> N
         assert isinstance(out, DeadLettered) and out.reason == "late"
     assert p.rejected() == {"late": 2}
     assert p.totals().revenue_minor == 1999
+
+
+async def test_a_repeat_is_written_back_so_its_replay_after_a_crash_is_not_late() -> None:
+    """e1 was produced twice, the repeat keyed to another partition. Its forward is
+    a duplicate; the ingest writes the customer back with the offset it was read
+    at. After a crash the forward is read again, long after the dedup horizon and
+    with e1's day final: still a duplicate (the chaos test saw it rejected as late)."""
+    settings = Settings(partitions=2)
+    clock, tables, broker = [NOW], memory_tables(2), MemoryBroker()
+
+    def start() -> tuple[Pipeline, BatchIngest]:
+        p = Pipeline(settings, loader=tables.load, clock=lambda: clock[0])
+        p.assign({0, 1})
+        return p, BatchIngest(settings, p, tables, MemoryWriter(broker))
+
+    def bought(event_id: str, at_ms: int) -> bytes:
+        return orjson.dumps(
+            {"event_id": event_id, "customer_id": "alice", "occurred_at": at_ms, "amount": 1}
+        )
+
+    p, ingest = start()
+    owner, topic, first = partition_for("alice", 2), settings.topic_purchases, NOW - 60 * DAY_MS
+    await ingest.handle([Record(topic, owner, 0, b"alice", bought("e1", first))])
+    await ingest.handle([Record(topic, 1 - owner, 0, b"pos-7", bought("e1", first))])
+    forwarded = broker.take((settings.topic_rerouted, owner))
+    await ingest.handle([forwarded])
+    assert ingest.metrics.events["purchase", "duplicate"] == 1
+    held = p.partitions[owner].customers["alice"].applied_offsets
+    assert dict(tables.customers.items())["alice"].applied_offsets == held  # written back
+    clock[0] += 31_000  # the sources not read below go idle: the dedup floor moves on
+    later = [Record(topic, owner, n, b"alice", bought(f"e{n}", NOW - DAY_MS)) for n in range(1, 80)]
+    await ingest.handle(later)
+    assert "e1" not in p.partitions[owner].customers["alice"].recent_ids
+    p, _ = start()  # a crash: what the tables hold, e1's day final
+    p.close_through(first // DAY_MS + 10)
+    replayed = p.handle(forwarded)
+    assert isinstance(replayed, Duplicate), replayed
+    assert p.rejected() == {}
 
 
 # --- watermark markers: a partition learns another's watermark behind its forwards

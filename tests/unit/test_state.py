@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from stream_app.contract import Enrollment, Event, EventType, Purchase, Redemption
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS
-from stream_app.kpi.partition import PartitionState
+from stream_app.kpi.partition import PartitionState, Repeat
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.totals import Totals
 
@@ -92,7 +92,9 @@ Case = tuple[list[Event], list[tuple[Event, str, int]]]
 def test_incremental_equals_brute_force_and_recompute(case: Case) -> None:
     distinct, delivered = case
     part = PartitionState(0, HORIZON, SOURCES, now_ms=NOW)
-    applied = [e for e, src, off in delivered if part.apply(e, src, off, NOW) is not None]
+    applied = [
+        e for e, src, off in delivered if isinstance(part.apply(e, src, off, NOW), CustomerState)
+    ]
     assert sorted(applied, key=lambda e: e.event_id) == sorted(distinct, key=lambda e: e.event_id)
     assert part.duplicates == len(delivered) - len(distinct)
     assert part.totals == brute_force(distinct)
@@ -127,6 +129,26 @@ def test_a_replayed_offset_is_recognised_even_long_after_the_horizon() -> None:
     part.apply(Enrollment("e2", "c1", 30 * DAY_MS), "a", 1, NOW)
     assert "e1" not in part.customers["c1"].recent_ids
     assert part.apply(Enrollment("e1", "c1", 0), "a", 0, NOW) is None
+
+
+def test_a_repeat_read_again_after_a_crash_is_a_duplicate_not_a_late_event() -> None:
+    """A producer sent e1 twice, into two partitions. After a crash both records are
+    read again, the dedup horizon long past and e1's day final: the repeat is
+    recognised by the offset it recorded (it used to be rejected as late)."""
+    part = PartitionState(0, HORIZON, ["a", "b"], now_ms=NOW, floor_refresh=1)
+    assert isinstance(part.apply(Enrollment("e1", "c1", 0), "a", 0, NOW), CustomerState)
+    assert isinstance(part.apply(Enrollment("e1", "c1", 0), "b", 0, NOW), Repeat)
+    part.apply(Enrollment("e2", "c1", 30 * DAY_MS), "a", 1, NOW)
+    part.apply(Enrollment("e3", "c2", 30 * DAY_MS), "b", 1, NOW)
+    part.apply(Enrollment("e4", "c1", 30 * DAY_MS + 1), "a", 2, NOW)
+    assert "e1" not in part.customers["c1"].recent_ids
+    part.close_through(20)
+    stored = [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()]
+    restarted = PartitionState(0, HORIZON, ["a", "b"], now_ms=NOW)
+    restarted.restore(stored, [], part.meta())
+    assert restarted.apply(Enrollment("e1", "c1", 0), "a", 0, NOW) is None
+    assert restarted.apply(Enrollment("e1", "c1", 0), "b", 0, NOW) is None
+    assert restarted.totals == part.totals
 
 
 def test_dedup_ids_below_the_slowest_source_minus_horizon_are_forgotten() -> None:
