@@ -69,8 +69,8 @@ class Result:
     rss: int
     disk_per_customer: float
     changelog_per_event: float
-    ready_after_kill: float
-    ready_from_changelog: float
+    ready_after_kill: float | None  # None: not measured (--no-restarts)
+    ready_from_changelog: float | None
 
 
 def synthetic_events(size: Size, days: int, seed: int = 7) -> list[tuple[EventType, bytes, bytes]]:
@@ -197,7 +197,9 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run_size(size: Size, days: int, broker: str, redis_url: str, workdir: Path) -> Result:
+def run_size(
+    size: Size, days: int, broker: str, redis_url: str, workdir: Path, restarts: bool = True
+) -> Result:
     app_id = f"scale-{size.customers}"
     settings = Settings(
         broker=broker,
@@ -227,10 +229,12 @@ def run_size(size: Size, days: int, broker: str, redis_url: str, workdir: Path) 
         stop_process(proc)
     state_dir = workdir / app_id
     on_disk = disk_bytes(state_dir)
-    after_kill = time_to_ready(settings, workdir, len(records))
-    say("a restart with an empty data directory (restore from the changelog)…")
-    shutil.rmtree(state_dir)
-    from_changelog = time_to_ready(settings, workdir, len(records))
+    after_kill = from_changelog = None
+    if restarts:
+        after_kill = time_to_ready(settings, workdir, len(records))
+        say("a restart with an empty data directory (restore from the changelog)…")
+        shutil.rmtree(state_dir)
+        from_changelog = time_to_ready(settings, workdir, len(records))
     say("the changelog's bytes, and the consume+decode baseline…")
     written = asyncio.run(changelog_bytes(settings))
     base = asyncio.run(baseline(settings, len(records)))
@@ -263,10 +267,14 @@ def table(results: list[Result], days: int) -> str:
             f"{r.size.customers:>10,} {r.events:>10,} {r.worker_rate:>9,.0f} "
             f"{r.baseline_rate:>10,.0f} {r.worker_rate / r.baseline_rate:>6.3f} "
             f"{r.rss / 2**20:>8,.0f} {r.disk_per_customer:>11,.0f} {r.changelog_per_event:>14,.0f} "
-            f"{r.ready_after_kill:>12.1f} {r.ready_from_changelog:>13.1f}"
+            f"{_seconds(r.ready_after_kill):>12} {_seconds(r.ready_from_changelog):>13}"
         )
     lines.append(f"python {sys.version.split()[0]}, cpus {os.cpu_count()}")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -277,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
         help=f"comma-separated CUSTOMERSxEVENTS_EACH (default {DEFAULT_SIZES})",
     )
     parser.add_argument("--days", type=int, default=60, help="days the events span")
+    parser.add_argument(
+        "--no-restarts", action="store_true", help="skip the two time-to-ready measurements"
+    )
     args = parser.parse_args(argv)
     sizes = [Size.parse(s) for s in args.sizes.split(",") if s.strip()]
     port, redis_port = free_port(), free_port()
@@ -293,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"127.0.0.1:{port}",
                         f"redis://127.0.0.1:{redis_port}/0",
                         Path(tmp),
+                        restarts=not args.no_restarts,
                     )
                 )
                 say(table(results, args.days))

@@ -34,7 +34,7 @@ async def read_all(settings: Settings, topic: str) -> list[dict[str, object]]:
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not tps:
-            await consumer.force_metadata_update()
+            await consumer.topics()  # a metadata request: the topic may be new to this client
             tps = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
             ]
