@@ -230,8 +230,11 @@ class DayCloser:
         return times
 
     async def _publish_partials(self) -> None:
+        parts = [(n, p) for n, p in list(self.pipeline.partitions.items()) if p.unpublished]
+        if not parts:
+            return
         merged = await self.store.merged_through()
-        for number, part in list(self.pipeline.partitions.items()):
+        for number, part in parts:
             days = sorted(part.unpublished.items())
             # a day merged already has this partition's totals (they never change)
             pending = [(d, encode_terms(t)) for d, t in days if merged is None or d > merged]

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-
-import pytest
 
 from loyalty_pulse_dev.processes import free_port
 from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
@@ -50,21 +47,6 @@ def start_worker(
 ) -> MemoryWorker:
     """The real ingest and day close over the in-memory broker, on a simulated clock."""
     return MemoryWorker(settings, broker, store, owned, clock=lambda: clock[0])
-
-
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return settings_for(redis_url)
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[ServingStore]:
-    s = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
-    yield s
-    keys = [k async for k in s.r.scan_iter(match=s.prefix + "*")]
-    if keys:
-        await s.r.delete(*keys)
-    await s.close()
 
 
 def publish(

@@ -5,10 +5,7 @@ whose keys are wiped, once mid-stream and once at rest."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from stream_app.keys import ResultKey
 from stream_app.results_log import MemoryResultsLog, last_values
@@ -24,25 +21,9 @@ from tests.integration.test_day_close import (
     publish,
     run,
     run_some,
-    settings_for,
     simulated,
     sleepy_clock,
 )
-
-
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return settings_for(redis_url)
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[ServingStore]:
-    s = ServingStore.connect(settings.redis_url, settings.app_id, settings.history_days)
-    yield s
-    keys = [k async for k in s.r.scan_iter(match=s.prefix + "*")]
-    if keys:
-        await s.r.delete(*keys)
-    await s.close()
 
 
 async def lose_everything(store: ServingStore) -> None:
