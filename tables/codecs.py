@@ -1,4 +1,4 @@
-"""Faust codecs for table keys and values (orjson, versioned state)."""
+"""Faust codecs for table keys and values (versioned state, JSON metas and ledgers)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import orjson
 from faust.serializers import codecs
 
 from stream_app.keys import MetaKey
-from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.state_codec import decode_state, encode_state, legacy_state
 
 UTF8 = "lp-utf8"
 STATE_KEY = "lp-state-key"
@@ -38,14 +38,20 @@ class StateKeyCodec(codecs.Codec):
 
 
 class CustomerCodec(codecs.Codec):
+    """Customer states (msgpack, kpi/state_codec.py) and partition metas (JSON)."""
+
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
+        if isinstance(obj, PartitionMeta):
+            return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
+        return encode_state(obj)
 
     def _loads(self, s: bytes) -> Any:
+        if s[:1] != b"{":
+            return decode_state(s)
         data = orjson.loads(s)
         if "meta" in data:  # PartitionMeta records carry their version under "meta"
             return PartitionMeta.from_dict(data)
-        return CustomerState.from_dict(data)
+        return legacy_state(data)
 
 
 class LedgerCodec(codecs.Codec):

@@ -19,15 +19,19 @@ partition's engine holds the same object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import blake2b
 
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 from stream_app.kpi.history import CustomerHistory
 
-STATE_VERSION = 4
-# Version 1 had no history (read as an empty one); 2 stored its days as rows;
-# 3 kept no tiers, stores, second purchase day or first event day.
-READABLE_VERSIONS = (1, 2, 3, 4)
+
+def id_digest(event_id: str) -> int:
+    """An event id as 64 bits (BLAKE2b): the dedup ids kept per customer.
+
+    Two ids of one customer within the horizon share a digest with odds of
+    about k/2**64 per event (k ids remembered): ~5e-18 at k = 100; the
+    second would be taken for a repeat (docs/architecture.md)."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass(slots=True)
@@ -38,7 +42,7 @@ class CustomerState:
     revenue_minor: int = 0
     points_earned: int = 0
     points_redeemed: int = 0
-    recent_ids: dict[str, int] = field(default_factory=dict)  # event_id -> occurred_ms
+    recent_ids: dict[int, int] = field(default_factory=dict)  # id_digest -> occurred_ms
     applied_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset
     history: CustomerHistory = field(default_factory=CustomerHistory)
     # The oldest occurred_ms in recent_ids (not stored: derived), so most events
@@ -50,8 +54,9 @@ class CustomerState:
         """True once the customer has any accepted event."""
         return bool(self.purchases or self.enrollments or self.redemptions)
 
-    def has_seen(self, event_id: str) -> bool:
-        return event_id in self.recent_ids
+    def has_seen(self, digest: int) -> bool:
+        """Whether an event whose id has this ``id_digest`` was applied recently."""
+        return digest in self.recent_ids
 
     def has_applied(self, origin: str, offset: int) -> bool:
         return offset <= self.applied_offsets.get(origin, -1)
@@ -60,8 +65,11 @@ class CustomerState:
         """A repeat of an applied event was read at ``origin``@``offset``."""
         self.applied_offsets[origin] = max(offset, self.applied_offsets.get(origin, -1))
 
-    def apply(self, event: Event, origin: str, offset: int, dedup_floor_ms: int) -> None:
-        """Fold in an event read at ``origin``@``offset`` (caller checked it is new)."""
+    def apply(
+        self, event: Event, digest: int, origin: str, offset: int, dedup_floor_ms: int
+    ) -> None:
+        """Fold in an event (its id's ``id_digest``) read at ``origin``@``offset``
+        (the caller checked it is new)."""
         self.applied_offsets[origin] = offset
         if isinstance(event, Purchase):
             self.purchases += 1
@@ -72,7 +80,7 @@ class CustomerState:
             self.points_redeemed += event.points
         elif isinstance(event, Enrollment):
             self.enrollments += 1
-        self.recent_ids[event.event_id] = event.occurred_ms
+        self.recent_ids[digest] = event.occurred_ms
         self.oldest_id_ms = min(self.oldest_id_ms, event.occurred_ms)
         self._forget_before(dedup_floor_ms)
 
@@ -83,35 +91,3 @@ class CustomerState:
         for eid in stale:
             del self.recent_ids[eid]
         self.oldest_id_ms = min(self.recent_ids.values(), default=2**63)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "purchases": self.purchases,
-            "enrollments": self.enrollments,
-            "redemptions": self.redemptions,
-            "revenue_minor": self.revenue_minor,
-            "points_earned": self.points_earned,
-            "points_redeemed": self.points_redeemed,
-            "recent_ids": self.recent_ids,
-            "applied_offsets": self.applied_offsets,
-            "history": self.history.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        if data.get("v") not in READABLE_VERSIONS:
-            raise ValueError(f"unsupported customer state version {data.get('v')!r}")
-        history = data.get("history")
-        return cls(
-            purchases=data["purchases"],
-            enrollments=data["enrollments"],
-            redemptions=data["redemptions"],
-            revenue_minor=data["revenue_minor"],
-            points_earned=data["points_earned"],
-            points_redeemed=data["points_redeemed"],
-            recent_ids=dict(data["recent_ids"]),
-            oldest_id_ms=min(data["recent_ids"].values(), default=2**63),
-            applied_offsets=dict(data["applied_offsets"]),
-            history=CustomerHistory() if history is None else CustomerHistory.from_dict(history),
-        )

@@ -106,21 +106,9 @@ class CustomerHistory:
     def is_empty(self) -> bool:
         return not (self.purchases or self.redemptions or self.enrollments)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Integer day keys: serialize with orjson.OPT_NON_STR_KEYS (tables/codecs.py)."""
-        return {
-            "p": self.purchases,
-            "r": self.redemptions,
-            "e": self.enrollments,
-            "f": self.first_purchase_day,
-            "c": self.carried_points,
-            "s": self.stores,
-            "q": self.second_purchase_day,
-            "g": self.first_event_day,
-        }
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerHistory:
+        """The JSON history of customer state versions 2 to 4 (kpi/state_codec.py)."""
         history = cls(first_purchase_day=data["f"], carried_points=data["c"])
         purchases, redemptions = data["p"], data["r"]
         if isinstance(purchases, dict):  # state version 3: days as JSON object keys

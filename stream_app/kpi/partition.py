@@ -9,7 +9,7 @@ import orjson
 
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
-from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.customer import CustomerState, id_digest
 from stream_app.kpi.days import business_day
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
@@ -105,7 +105,8 @@ class PartitionState:
         if state is not None and state.has_applied(source, offset):
             self.duplicates += 1
             return None
-        if state is not None and state.has_seen(event.event_id):
+        digest = id_digest(event.event_id)
+        if state is not None and state.has_seen(digest):
             self.duplicates += 1
             state.record_repeat(source, offset)
             return Repeat(state)
@@ -121,7 +122,7 @@ class PartitionState:
             event.customer_id, state.history, self.params, len(self.customers)
         )
         self.totals.count(event, new_customer=not state.is_known)
-        state.apply(event, source, offset, self.dedup_floor_ms(now_ms))
+        state.apply(event, digest, source, offset, self.dedup_floor_ms(now_ms))
         state.history = self.kpi.add(event, day, state.history)
         return state
 

@@ -3,13 +3,14 @@ day and the first two purchase days (spec §2, §3.1), in any arrival order."""
 
 from __future__ import annotations
 
-import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.contract import Enrollment, Purchase, Redemption
+from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS
 from stream_app.kpi.history import CustomerHistory
+from stream_app.kpi.state_codec import decode_state, encode_state
 
 kinds = st.sampled_from(["p", "p", "e", "r"])
 
@@ -28,9 +29,7 @@ def test_first_days_and_stores_survive_any_order_pruning_and_storage(
             h.add(Enrollment(eid, "c", when, "member", store), day)
         else:
             h.add(Redemption(eid, "c", when, 5), day)
-    h = CustomerHistory.from_dict(
-        orjson.loads(orjson.dumps(h.to_dict(), option=orjson.OPT_NON_STR_KEYS))
-    )
+    h = decode_state(encode_state(CustomerState(history=h))).history
     h.prune(20)
     bought = sorted(day for kind, day, _ in arrivals if kind == "p")
     assert h.first_purchase_day == (bought[0] if bought else None)

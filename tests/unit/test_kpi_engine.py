@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from stream_app.contract import Enrollment, Event, Purchase, Redemption
 from stream_app.kpi.contribution import contribution
+from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, business_day, to_date
 from stream_app.kpi.engine import KpiPartition
-from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import PreviewCache
 from stream_app.kpi.report import kpi_document
+from stream_app.kpi.state_codec import decode_state, encode_state
 from stream_app.kpi.terms import merge
 from tests import kpi_reference as ref
 
@@ -157,7 +158,8 @@ def test_engine_equals_reference_on_every_closed_day_checked(
         if rng.randrange(10) == 0:  # a worker restarts from its stored state
             i = rng.randrange(n_parts)
             stored = [
-                (c, CustomerHistory.from_dict(h.to_dict())) for c, h in parts[i].customers.items()
+                (c, decode_state(encode_state(CustomerState(history=h))).history)
+                for c, h in parts[i].customers.items()
             ]
             parts[i] = KpiPartition.restore(p, parts[i].closed_day, stored)
         totals = merge(part.close(day) for part in parts)

@@ -20,6 +20,7 @@ from stream_app.kpi.partition import (
     PartitionState,
 )
 from stream_app.kpi.report import kpi_document
+from stream_app.kpi.state_codec import decode_state, encode_state
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import (
     BASE_DAY,
@@ -40,7 +41,7 @@ def through_changelog(
     part: PartitionState, params: KpiParams, preview_min_tracked: int = 1000
 ) -> PartitionState:
     """What a worker rebuilds from the customer records it wrote (table codec round trip)."""
-    stored = [(c, CustomerState.from_dict(s.to_dict())) for c, s in part.customers.items()]
+    stored = [(c, decode_state(encode_state(s))) for c, s in part.customers.items()]
     meta = PartitionMeta.from_dict(orjson.loads(orjson.dumps(part.meta().to_dict())))
     restarted = fresh(params, preview_min_tracked)
     return restarted.restore(stored, [], meta)
@@ -119,10 +120,18 @@ def test_an_event_of_a_final_day_is_late_and_changes_nothing() -> None:
 
 
 def test_a_version_1_customer_record_reads_with_an_empty_history() -> None:
-    data = CustomerState(purchases=2, revenue_minor=300).to_dict()
-    data["v"] = 1
-    del data["history"]
-    state = CustomerState.from_dict(data)
+    data = {
+        "v": 1,
+        "purchases": 2,
+        "enrollments": 0,
+        "redemptions": 0,
+        "revenue_minor": 300,
+        "points_earned": 0,
+        "points_redeemed": 0,
+        "recent_ids": {},
+        "applied_offsets": {},
+    }
+    state = decode_state(orjson.dumps(data))
     assert state.purchases == 2 and state.history.is_empty
 
 

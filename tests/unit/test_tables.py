@@ -6,8 +6,9 @@ import orjson
 
 from stream_app.contract import MAX_ID_CHARS
 from stream_app.keys import MetaKey
-from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.customer import CustomerState, id_digest
 from stream_app.kpi.history import CustomerHistory
+from stream_app.kpi.meta import PartitionMeta
 from stream_app.settings import Settings
 from stream_app.worker import build
 from tables import codecs
@@ -52,16 +53,75 @@ def test_a_partition_meta_key_round_trips_and_no_customer_id_reads_as_one() -> N
 def test_customer_codec_round_trips() -> None:
     codecs.register()
     codec = codecs.CustomerCodec()
-    state = CustomerState(purchases=4, revenue_minor=2500, recent_ids={"e1": 5}, history=_history())
+    state = CustomerState(
+        purchases=4,
+        revenue_minor=2500,
+        recent_ids={id_digest("e1"): 5, 2**64 - 1: 1_700_000_000_000},
+        applied_offsets={"purchases/3": 17},
+        history=_history(),
+    )
     assert codec.loads(codec.dumps(state)) == state
+    meta = PartitionMeta(19_000, {}, {"purchases/3": 1_700_000_000_000})
+    assert codec.loads(codec.dumps(meta)) == meta
+
+
+def _v4_record() -> dict[str, object]:
+    """A customer record as version 4 wrote it (JSON, event ids in clear)."""
+    return {
+        "v": 4,
+        "purchases": 4,
+        "enrollments": 1,
+        "redemptions": 2,
+        "revenue_minor": 2500,
+        "points_earned": 21,
+        "points_redeemed": 150,
+        "recent_ids": {"e1": 5, "en-1": 1_641_600_000_000},
+        "applied_offsets": {"purchases/3": 17},
+        "history": {
+            "p": {"19000": {"web": [1, 1999, 20]}, "19003": {"pos": [2, 500, 0], "web": [1, 1, 1]}},
+            "r": {"19001": [100, 250, 0], "19004": [50, 0, 50]},
+            "e": [[19_000, 1_641_600_000_000, "en-1", "member", "gold"]],
+            "f": 18_990,
+            "c": -7,
+            "s": {"19003": {"s1": [2, 500]}},
+            "q": 19_000,
+            "g": 18_990,
+        },
+    }
+
+
+def test_a_version_4_json_record_reads_and_is_rewritten_as_version_5() -> None:
+    codec = codecs.CustomerCodec()
+    state = codec.loads(orjson.dumps(_v4_record()))
+    assert state == CustomerState(
+        purchases=4,
+        enrollments=1,
+        redemptions=2,
+        revenue_minor=2500,
+        points_earned=21,
+        points_redeemed=150,
+        recent_ids={id_digest("e1"): 5, id_digest("en-1"): 1_641_600_000_000},
+        applied_offsets={"purchases/3": 17},
+        history=_history(),
+    )
+    assert state.has_seen(id_digest("en-1")) and not state.has_seen(id_digest("e2"))
+    rewritten = codec.dumps(state)
+    assert rewritten[:1] != b"{" and codec.loads(rewritten) == state
+    assert len(rewritten) < len(orjson.dumps(_v4_record())) / 2
 
 
 def test_customer_state_version_2_rows_are_still_read() -> None:
     # version 2 kept no tier, stores, second purchase or first event day: the
     # last two are derived from what it kept
     state = CustomerState(purchases=4, revenue_minor=2500, history=_history("", stores=False))
-    stored_v2 = state.to_dict() | {
+    stored_v2 = _v4_record() | {
         "v": 2,
+        "enrollments": 0,
+        "redemptions": 0,
+        "points_earned": 0,
+        "points_redeemed": 0,
+        "recent_ids": {},
+        "applied_offsets": {},
         "history": {
             "p": [
                 [19_000, "web", 1, 1999, 20],
