@@ -381,6 +381,17 @@ class BatchTransport(aiokafka_driver.Transport):
 # true end. Production Kafka needs none of this.
 
 
+def stored_records(table: TableT[Any, Any], partition: int) -> Iterable[tuple[bytes, bytes]] | None:
+    """The raw records a RocksDB table store holds for ``partition`` (read as
+    stored, nothing decoded); None for another store."""
+    store: Any = table.data
+    if RocksDBStore is None or not isinstance(store, RocksDBStore):
+        return None
+    return cast(
+        Iterable[tuple[bytes, bytes]], store._visible_items(store._db_for_partition(partition))
+    )
+
+
 class StoreWrites:
     """Puts collected per store partition; ``write`` applies them."""
 

@@ -92,7 +92,8 @@ Outcome = Applied | Duplicate | DeadLettered | Forward | Marked
 class PartitionContent:
     """What the tables hold for one partition."""
 
-    customers: list[tuple[str, CustomerState]] = field(default_factory=list)
+    # a RocksDB store's records as stored (kpi/state_codec.py), a memory store's states
+    customers: list[tuple[str, CustomerState | bytes]] = field(default_factory=list)
     ledgers: list[tuple[str, RejectionLedger]] = field(default_factory=list)
     meta: PartitionMeta | None = None
 
@@ -105,7 +106,7 @@ def partition_for(customer_id: str, partitions: int) -> int:
     return _key_hash(customer_id) % partitions
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=1 << 16)
 def _key_hash(customer_id: str) -> int:
     # aiokafka's murmur2 is pure Python (~3% of ingest); customers come back often.
     return int(murmur2(customer_id.encode()) & 0x7FFFFFFF)
@@ -192,7 +193,13 @@ class Pipeline:
         now = self._clock()
         for n, content in self._loader(numbers).items():
             fresh = PartitionState(
-                n, self.dedup_horizon_ms, self.sources, self.idle_ms, now, params=self.params
+                n,
+                self.dedup_horizon_ms,
+                self.sources,
+                self.idle_ms,
+                now,
+                params=self.params,
+                cache_limit=self.settings.cache_per_partition,
             )
             self.partitions[n] = fresh.restore(content.customers, content.ledgers, content.meta)
 

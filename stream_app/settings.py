@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("var/loyalty-pulse"), description="Where a worker keeps its local state"
     )
+    state_cache_customers: int = Field(
+        100_000,
+        ge=1,
+        description="Customers a worker keeps decoded (~3.5 kB each), split evenly over the "
+        "partitions; the others as their ~130 B records (docs/performance.md)",
+    )
     web_host: str = Field("127.0.0.1", description="HTTP view bind address")
     web_port: int = Field(6066, ge=1, le=65535, description="HTTP view port")
     currency: str = Field(
@@ -248,6 +254,11 @@ class Settings(BaseSettings):
     def topic_results(self) -> str:
         """Internal compacted topic that keeps every final result (stream_app/results_log.py)."""
         return f"{self.app_id}-results"
+
+    @property
+    def cache_per_partition(self) -> int:
+        """Customers each partition keeps decoded (stream_app/kpi/customer_cache.py)."""
+        return max(1, self.state_cache_customers // self.partitions)
 
     @cached_property
     def kpi_params(self) -> KpiParams:

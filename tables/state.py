@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.serializers import codecs as faust_codecs
 from faust.types import TableT
 
+from stream_app.faust_adapter import stored_records
 from stream_app.keys import MetaKey, ledger_partition, ledger_source
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
@@ -35,24 +37,50 @@ class StateTables:
     partition_count: int
 
     def load(self, numbers: Iterable[int]) -> dict[int, PartitionContent]:
-        """What the recovered tables hold for these partitions (one scan each)."""
+        """What the recovered tables hold for these partitions (one scan each).
+        From a RocksDB store, customer records stay as stored, decoded only when
+        read (stream_app/kpi/customer_cache.py)."""
         wanted = set(numbers)
         content = {n: PartitionContent() for n in wanted}
+        raw = {n: stored_records(self.customers, n) for n in wanted}
+        for number, records in raw.items():
+            if records is None:
+                continue
+            for raw_key, raw_value in records:
+                key = faust_codecs.loads(codecs.STATE_KEY, raw_key)
+                if isinstance(key, MetaKey):
+                    meta = faust_codecs.loads(codecs.CUSTOMER, raw_value)
+                    content[number].meta = self._meta(key, meta)
+                else:
+                    content[number].customers.append((key, raw_value))
+        if any(records is None for records in raw.values()):
+            self._load_decoded(content)
+        self._load_ledgers(content)
+        return content
+
+    @staticmethod
+    def _meta(key: MetaKey, value: object) -> PartitionMeta:
+        if not isinstance(value, PartitionMeta):
+            raise TypeError(f"the meta of partition {key.partition} holds {value!r}")
+        return value
+
+    def _load_decoded(self, content: dict[int, PartitionContent]) -> None:
+        """From a store of decoded values (the memory store)."""
+        wanted = set(content)
         for key, value in self.customers.items():
             if isinstance(key, MetaKey):
-                if not isinstance(value, PartitionMeta):
-                    raise TypeError(f"the meta of partition {key.partition} holds {value!r}")
                 if key.partition in wanted:
-                    content[key.partition].meta = value
+                    content[key.partition].meta = self._meta(key, value)
                 continue
             owner = partition_for(key, self.partition_count)
             if owner in wanted:
                 content[owner].customers.append((key, value))
+
+    def _load_ledgers(self, content: dict[int, PartitionContent]) -> None:
         for key, ledger in self.rejections.items():
             number = ledger_partition(key)
-            if number in wanted:
+            if number in content:
                 content[number].ledgers.append((ledger_source(key), ledger))
-        return content
 
 
 def _table(

@@ -69,4 +69,6 @@ def new_settings(broker_address: str, redis_url: str, tmp_path: Path, name: str)
         store="rocksdb",
         data_dir=tmp_path,
         redis_url=redis_url,
+        # a few customers decoded per partition: most reads decode an evicted record
+        state_cache_customers=64,
     )

@@ -21,16 +21,24 @@ from collections.abc import Iterable
 
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
+from stream_app.kpi.customer_cache import CustomerCache, Histories
 from stream_app.kpi.days import month_of, month_start
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
-from stream_app.kpi.terms import KpiTerms
+from stream_app.kpi.terms import KpiTerms, merge
 
 
 class KpiPartition:
-    def __init__(self, params: KpiParams, closed_day: int | None = None) -> None:
+    def __init__(
+        self,
+        params: KpiParams,
+        closed_day: int | None = None,
+        customers: Histories | None = None,
+    ) -> None:
+        """``customers``: the histories, shared with the partition's customer cache
+        (kpi/customer_cache.py); by default a cache of this engine's own."""
         self.params = params
-        self.customers: dict[str, CustomerHistory] = {}
+        self.customers = customers if customers is not None else CustomerCache(2**62).histories
         self.by_day: dict[int, set[str]] = defaultdict(set)
         self.closed_day = closed_day
         # Days before this are gone from the histories and from ``by_day``.
@@ -89,6 +97,30 @@ class KpiPartition:
             touched |= self._touched(d)
         return touched
 
+    def terms_as_of(self, day: int) -> KpiTerms:
+        """Every customer's contribution as of ``day`` (an open day, or the last
+        closed one), summed: the terms as of the last close, plus the change of
+        each customer whose contribution can differ between the two (one with an
+        event after the close, or on a boundary day: ``touched_between``). Before
+        the first close, every customer's contribution."""
+        params, closed = self.params, self.closed_day
+        if closed is None or day < closed:
+            return merge(contribution(h, day, params) for h in self.customers.values())
+        since_close = self.touched_between(closed, day)
+        if since_close is None:  # the last closed day is always remembered
+            raise AssertionError(f"day {closed} closed and already pruned")
+        for d, customers in self.by_day.items():
+            if d > closed:
+                since_close |= customers
+        terms = self.terms.copy()
+        at_close = self._closed_contributions
+        for customer in since_close:
+            history = self.customers[customer]
+            before = at_close.get(customer)
+            terms.add(before if before is not None else contribution(history, closed, params), -1)
+            terms.add(contribution(history, day, params))
+        return terms
+
     def remembers(self, day: int) -> bool:
         """Whether contributions as of ``day``, and whose contribution changes on the
         days after it, can still be computed: each looks back at most
@@ -111,8 +143,8 @@ class KpiPartition:
         first, after = month_start(month), month_start(month + 1)
         return {
             c
-            for c, h in self.customers.items()
-            if h.first_purchase_day is not None and first <= h.first_purchase_day < after
+            for c, day in self.customers.first_purchase_days()
+            if day is not None and first <= day < after
         }
 
     def _prune(self, day: int) -> None:
@@ -130,15 +162,25 @@ class KpiPartition:
         params: KpiParams,
         closed_day: int | None,
         histories: Iterable[tuple[str, CustomerHistory]],
+        customers: Histories | None = None,
+        terms: KpiTerms | None = None,
     ) -> KpiPartition:
-        """Rebuild from stored histories: terms are recomputed as of ``closed_day``."""
-        part = cls(params, closed_day)
+        """Rebuild from stored histories (each customer once). ``customers``: where
+        the engine reads them later (by default they are kept here). ``terms``: the
+        terms as of ``closed_day`` when they were stored with it; else they are
+        recomputed from every history."""
+        part = cls(params, closed_day, customers)
         if closed_day is not None:  # stored histories were pruned up to this close at most
             part.pruned_before = closed_day - params.history_days
+        recompute = closed_day is not None and terms is None
+        if terms is not None:
+            part.terms = terms.copy()
+        keep = customers is None
         for customer, history in histories:
-            part.customers[customer] = history
+            if keep:
+                part.customers[customer] = history
             for day in history.days():
                 part.by_day[day].add(customer)
-            if closed_day is not None:
+            if recompute and closed_day is not None:
                 part.terms.add(contribution(history, closed_day, params))
         return part

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -10,6 +10,7 @@ import orjson
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
 from stream_app.kpi.customer import CustomerState, id_digest
+from stream_app.kpi.customer_cache import CustomerCache
 from stream_app.kpi.days import business_day
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
@@ -17,7 +18,8 @@ from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.meta import PartitionMeta, terms_to_json
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.kpi.terms import KpiTerms, merge
+from stream_app.kpi.state_codec import encode_state
+from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
 from stream_app.kpi.watermarks import SourceWatermarks
 
@@ -63,12 +65,16 @@ class PartitionState:
         params: KpiParams | None = None,
         closed_day: int | None = None,
         preview_min_tracked: int = 1000,
+        cache_limit: int = 2**62,
     ) -> None:
+        """``cache_limit``: customers kept decoded, the rest as their records
+        (kpi/customer_cache.py)."""
         self.partition = partition
         self.params = params or KpiParams()
-        self.kpi = KpiPartition(self.params, closed_day)
+        self._cache_limit = cache_limit
+        self.customers = CustomerCache(cache_limit)
+        self.kpi = KpiPartition(self.params, closed_day, self.customers.histories)
         self.dedup_horizon_ms = dedup_horizon_ms
-        self.customers: dict[str, CustomerState] = {}
         self.ledgers: dict[str, RejectionLedger] = {}
         self.totals = Totals()
         self.watermarks = SourceWatermarks(sources, idle_ms, now_ms)
@@ -196,8 +202,8 @@ class PartitionState:
 
     def _rebuild_kpi(self, closed_day: int | None) -> None:
         """The engine over the customers' histories, terms as of ``closed_day``."""
-        histories = ((c, s.history) for c, s in self.customers.items())
-        self.kpi = KpiPartition.restore(self.params, closed_day, histories)
+        customers = self.customers.histories
+        self.kpi = KpiPartition.restore(self.params, closed_day, customers.items(), customers)
 
     def dedup_floor_ms(self, now_ms: int) -> int:
         """Event ids older than this may be forgotten: the low watermark of the
@@ -229,22 +235,30 @@ class PartitionState:
 
     def restore(
         self,
-        customers: Iterable[tuple[str, CustomerState]],
+        customers: Iterable[tuple[str, CustomerState | bytes]],
         ledgers: Iterable[tuple[str, RejectionLedger]],
         meta: PartitionMeta | None = None,
     ) -> PartitionState:
-        """Fill from recovered table contents; derived values are recomputed."""
-        self.customers = dict(customers)
+        """Fill from recovered table contents (customer records as stored, or
+        states); derived values are recomputed in one pass over the customers."""
+        cache = self.customers = CustomerCache(self._cache_limit)
+        cache.load((c, v if isinstance(v, bytes) else encode_state(v)) for c, v in customers)
         self.ledgers = dict(ledgers)
-        self.totals = Totals.of_customers(self.customers.values())
         self._preview = PreviewCache(self._preview_min_tracked)
-        days = (min(s.history.days(), default=None) for s in self.customers.values())
-        self.first_day = min((d for d in days if d is not None), default=None)
         if meta is not None:
             self.unpublished, self._unpublished_bytes = {}, {}
             self._carry(sorted(meta.unpublished.items()))
             self.watermarks.resume(meta.marks)
-        self._rebuild_kpi(self.kpi.closed_day if meta is None else meta.closed_day)
+        totals = self.totals = Totals()
+
+        def histories() -> Iterator[tuple[str, CustomerHistory]]:
+            for customer, state in cache.items():
+                totals.add_customer(state)
+                yield customer, state.history
+
+        closed = self.kpi.closed_day if meta is None else meta.closed_day
+        self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories)
+        self.first_day = min((d for d, c in self.kpi.by_day.items() if c), default=None)
         self.final_day = self.kpi.closed_day
         return self
 
@@ -297,7 +311,7 @@ class PreviewCache:
         if since is not None and day >= since and self.tracking:
             moved = kpi.touched_between(since, day)  # None: pruned since the last preview
         if since is None or moved is None:
-            self.current = merge(contribution(h, day, params) for h in histories.values())
+            self.current = kpi.terms_as_of(day)
         else:
             current = self.current
             for customer in self.before.keys() | moved:

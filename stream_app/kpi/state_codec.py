@@ -50,8 +50,24 @@ class _Layout(msgspec.Struct, array_like=True):
     enrollment_rows: list[int | str]  # day, occurred_ms, event_id, cohort, tier
 
 
+class _Head(msgspec.Struct, array_like=True):
+    """The leading fields of version 5 (msgspec ignores the rest of the array)."""
+
+    version: int
+    purchases: int
+    enrollments: int
+    redemptions: int
+    revenue_minor: int
+    points_earned: int
+    points_redeemed: int
+    recent: list[int]
+    applied_offsets: dict[str, int]
+    first_purchase_day: int | None
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Layout)
+_head_decoder = msgspec.msgpack.Decoder(_Head)
 
 
 class StateDecodeError(ValueError):
@@ -145,6 +161,16 @@ def decode_state(data: bytes) -> CustomerState:
         applied_offsets=layout.applied_offsets,
         history=history,
     )
+
+
+def first_purchase_day(data: bytes) -> int | None:
+    """The customer's first purchase day, read from the head of its record."""
+    if data[:1] == b"{":
+        return decode_state(data).history.first_purchase_day
+    try:
+        return _head_decoder.decode(data).first_purchase_day
+    except msgspec.DecodeError as exc:
+        raise StateDecodeError(f"unreadable customer state ({len(data)} bytes): {exc}") from exc
 
 
 def legacy_state(data: dict[str, Any]) -> CustomerState:

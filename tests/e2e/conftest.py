@@ -90,6 +90,7 @@ class Cluster:
             "LOYALTY_PULSE_TOPIC_ALERTS": s.topic_alerts,
             "LOYALTY_PULSE_PARTITIONS": str(s.partitions),
             "LOYALTY_PULSE_STORE": s.store,
+            "LOYALTY_PULSE_STATE_CACHE_CUSTOMERS": str(s.state_cache_customers),
             "LOYALTY_PULSE_DATA_DIR": str(self.tmp / name),
             "LOYALTY_PULSE_WEB_PORT": str(web_port),
             "LOYALTY_PULSE_LOG_LEVEL": "info",

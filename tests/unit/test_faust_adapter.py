@@ -126,6 +126,7 @@ PINNED = {
     "faust.stores.rocksdb:Store.__init__": "c7c0fa2989e8ab4a",
     "faust.stores.rocksdb:Store._set": "4227e561e288d941",
     "faust.stores.rocksdb:Store._db_for_partition": "cb7e67d5f9efc4bc",
+    "faust.stores.rocksdb:Store._visible_items": "545dc16a2b25e4a4",
     "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
     "faust.stores.rocksdb:Store.apply_changelog_batch": "ea3344d369fc4ab5",
     "faust.stores.memory:Store.__init__": "d1705e3cfe39e787",
@@ -164,6 +165,7 @@ PRIVATE_MEMBERS = {
     "_ensure_producer": "faust.transport.drivers.aiokafka:Producer._ensure_producer",
     "_key_index": "faust.stores.rocksdb:Store.__init__",
     "_db_for_partition": "faust.stores.rocksdb:Store._db_for_partition",
+    "_visible_items": "faust.stores.rocksdb:Store._visible_items",
     "_key_partition": "faust.stores.memory:Store.__init__",
 }
 ADAPTER = Path(__file__).parents[2] / "stream_app" / "faust_adapter.py"

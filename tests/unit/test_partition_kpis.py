@@ -33,17 +33,29 @@ from tests.unit.test_kpi_engine import (
 HORIZON = 7 * DAY_MS
 
 
-def fresh(params: KpiParams, preview_min_tracked: int = 1000) -> PartitionState:
-    return PartitionState(0, HORIZON, ["s"], params=params, preview_min_tracked=preview_min_tracked)
+def fresh(
+    params: KpiParams, preview_min_tracked: int = 1000, cache_limit: int = 2**62
+) -> PartitionState:
+    return PartitionState(
+        0,
+        HORIZON,
+        ["s"],
+        params=params,
+        preview_min_tracked=preview_min_tracked,
+        cache_limit=cache_limit,
+    )
 
 
 def through_changelog(
-    part: PartitionState, params: KpiParams, preview_min_tracked: int = 1000
+    part: PartitionState,
+    params: KpiParams,
+    preview_min_tracked: int = 1000,
+    cache_limit: int = 2**62,
 ) -> PartitionState:
     """What a worker rebuilds from the customer records it wrote (table codec round trip)."""
-    stored = [(c, decode_state(encode_state(s))) for c, s in part.customers.items()]
+    stored = [(c, encode_state(s)) for c, s in part.customers.items()]
     meta = PartitionMeta.from_dict(orjson.loads(orjson.dumps(part.meta().to_dict())))
-    restarted = fresh(params, preview_min_tracked)
+    restarted = fresh(params, preview_min_tracked, cache_limit)
     return restarted.restore(stored, [], meta)
 
 
@@ -64,7 +76,9 @@ def test_closed_days_equal_the_reference_over_applied_events(
     ]
     # Few tracked customers: previews also go through the full-recompute cycles.
     min_tracked = data.draw(st.sampled_from([0, 1, 2, 1000]))
-    part = fresh(params, min_tracked)
+    # A cache of one or two customers: most reads decode a record evicted before.
+    cache_limit = data.draw(st.sampled_from([1, 2, 2**62]))
+    part = fresh(params, min_tracked, cache_limit)
     applied: list[Event] = []
     reports: dict[int, dict[str, object]] = {}
     lateness_days = data.draw(st.integers(0, 1))
@@ -83,7 +97,7 @@ def test_closed_days_equal_the_reference_over_applied_events(
                 reports[closed] = kpi_document(terms, closed, params)
             assert part.kpi.closed_day == final
         if data.draw(st.booleans()):
-            part = through_changelog(part, params, min_tracked)
+            part = through_changelog(part, params, min_tracked, cache_limit)
         if data.draw(st.integers(0, 2)) == 0:  # what /kpis shows of the open day
             open_day = max(day, (part.kpi.closed_day or day) + 1)
             preview = part.preview(open_day)
