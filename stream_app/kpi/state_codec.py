@@ -1,15 +1,12 @@
-"""A customer's state as bytes: version 5 is a msgpack array of flat int rows.
+"""A customer's state as bytes: version 5 is a msgpack array of typed fields.
 
-Version 5 is the one written. It holds:
-- the counters;
-- the recent event ids as 64-bit digests (``id_digest``), each with its occurred_ms;
-- the applied offsets per origin;
-- the history's rows, flattened: ``[day, channel, orders, revenue, points, ...]``,
-  ``[day, store, orders, revenue, ...]``, ``[day, points, reward, unpriced, ...]`` and
-  ``[day, occurred_ms, event_id, cohort, tier, ...]``.
-
-It is about a third of the JSON it replaces, and it is decoded by msgspec
-against a typed layout, so a damaged record fails with the field it broke.
+Version 5 is the one written: the counters, the recent event ids as 64-bit
+digests (``id_digest``) with their occurred_ms, the applied offsets per
+origin, and the history's day maps (day -> channel -> [orders, revenue,
+points], day -> store -> [orders, revenue], day -> [points, reward,
+unpriced], enrollments as rows), laid out as the objects hold them so that
+msgspec encodes and decodes them in C against a typed layout. A record is a
+third of the JSON it replaces, and a damaged one fails with the field it broke.
 The JSON records of versions 1 to 4 are still read: a changelog written
 before the upgrade restores, and its ids are digested as they are read.
 """
@@ -38,16 +35,16 @@ class _Layout(msgspec.Struct, array_like=True):
     revenue_minor: int
     points_earned: int
     points_redeemed: int
-    recent: list[int]  # digest, occurred_ms, digest, occurred_ms, ...
+    recent_ids: dict[int, int]  # id_digest -> occurred_ms
     applied_offsets: dict[str, int]
     first_purchase_day: int | None
     second_purchase_day: int | None
     first_event_day: int | None
     carried_points: int
-    purchase_rows: list[int | str]  # day, channel, orders, revenue_minor, points_earned
-    store_rows: list[int | str]  # day, store_id, orders, revenue_minor
-    redemption_rows: list[int]  # day, points, reward_value_minor, points_without_reward_value
-    enrollment_rows: list[int | str]  # day, occurred_ms, event_id, cohort, tier
+    purchase_days: dict[int, dict[str, list[int]]]
+    store_days: dict[int, dict[str, list[int]]]
+    redemption_days: dict[int, list[int]]
+    enrolled: list[tuple[int, int, str, str, str]]
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -60,7 +57,7 @@ class _Head(msgspec.Struct, array_like=True):
     revenue_minor: int
     points_earned: int
     points_redeemed: int
-    recent: list[int]
+    recent_ids: dict[int, int]
     applied_offsets: dict[str, int]
     first_purchase_day: int | None
 
@@ -76,23 +73,6 @@ class StateDecodeError(ValueError):
 
 def encode_state(state: CustomerState) -> bytes:
     h = state.history
-    recent: list[int] = []
-    for digest, occurred in state.recent_ids.items():
-        recent += (digest, occurred)
-    purchase_rows: list[int | str] = []
-    for day, channels in h.purchases.items():
-        for channel, (orders, revenue, points) in channels.items():
-            purchase_rows += (day, channel, orders, revenue, points)
-    store_rows: list[int | str] = []
-    for day, stores in h.stores.items():
-        for store, (orders, revenue) in stores.items():
-            store_rows += (day, store, orders, revenue)
-    redemption_rows: list[int] = []
-    for day, row in h.redemptions.items():
-        redemption_rows += (day, *row)
-    enrollment_rows: list[int | str] = []
-    for entry in h.enrollments:
-        enrollment_rows += entry
     return _encoder.encode(
         _Layout(
             STATE_VERSION,
@@ -102,16 +82,16 @@ def encode_state(state: CustomerState) -> bytes:
             state.revenue_minor,
             state.points_earned,
             state.points_redeemed,
-            recent,
+            state.recent_ids,
             state.applied_offsets,
             h.first_purchase_day,
             h.second_purchase_day,
             h.first_event_day,
             h.carried_points,
-            purchase_rows,
-            store_rows,
-            redemption_rows,
-            enrollment_rows,
+            h.purchases,
+            h.stores,
+            h.redemptions,
+            h.enrollments,
         )
     )
 
@@ -126,29 +106,7 @@ def decode_state(data: bytes) -> CustomerState:
         raise StateDecodeError(f"unreadable customer state ({len(data)} bytes): {exc}") from exc
     if layout.version != STATE_VERSION:
         raise StateDecodeError(f"unsupported customer state version {layout.version!r}")
-    history = CustomerHistory(
-        first_purchase_day=layout.first_purchase_day,
-        second_purchase_day=layout.second_purchase_day,
-        first_event_day=layout.first_event_day,
-        carried_points=layout.carried_points,
-    )
-    rows: Any = layout.purchase_rows
-    for i in range(0, len(rows), 5):
-        history.purchases.setdefault(rows[i], {})[rows[i + 1]] = [
-            rows[i + 2],
-            rows[i + 3],
-            rows[i + 4],
-        ]
-    rows = layout.store_rows
-    for i in range(0, len(rows), 4):
-        history.stores.setdefault(rows[i], {})[rows[i + 1]] = [rows[i + 2], rows[i + 3]]
-    rows = layout.redemption_rows
-    for i in range(0, len(rows), 4):
-        history.redemptions[rows[i]] = [rows[i + 1], rows[i + 2], rows[i + 3]]
-    rows = layout.enrollment_rows
-    history.enrollments = [tuple(rows[i : i + 5]) for i in range(0, len(rows), 5)]
-    recent = layout.recent
-    recent_ids = {recent[i]: recent[i + 1] for i in range(0, len(recent), 2)}
+    recent_ids = layout.recent_ids
     return CustomerState(
         purchases=layout.purchases,
         enrollments=layout.enrollments,
@@ -159,7 +117,16 @@ def decode_state(data: bytes) -> CustomerState:
         recent_ids=recent_ids,
         oldest_id_ms=min(recent_ids.values(), default=2**63),
         applied_offsets=layout.applied_offsets,
-        history=history,
+        history=CustomerHistory(
+            purchases=layout.purchase_days,
+            redemptions=layout.redemption_days,
+            enrollments=layout.enrolled,
+            first_purchase_day=layout.first_purchase_day,
+            second_purchase_day=layout.second_purchase_day,
+            first_event_day=layout.first_event_day,
+            carried_points=layout.carried_points,
+            stores=layout.store_days,
+        ),
     )
 
 
