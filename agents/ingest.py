@@ -116,6 +116,7 @@ class BatchIngest:
             for key, ledger in ledgers.items():
                 self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)
             await self.writer.settle()
+            self.pipeline.settled()
             metrics = self.metrics
             metrics.events.update(counts)
             metrics.rejected.update(rejected)

@@ -381,15 +381,30 @@ class BatchTransport(aiokafka_driver.Transport):
 # true end. Production Kafka needs none of this.
 
 
-def stored_records(table: TableT[Any, Any], partition: int) -> Iterable[tuple[bytes, bytes]] | None:
-    """The raw records a RocksDB table store holds for ``partition`` (read as
-    stored, nothing decoded); None for another store."""
+class StoredPartition:
+    """One partition of a RocksDB table store, read raw (keys and values as the
+    table's serializers wrote them). Each call finds the partition's database
+    anew: Faust closes and reopens them across rebalances."""
+
+    def __init__(self, store: Any, partition: int) -> None:
+        self._store = store
+        self._partition = partition
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._store._db_for_partition(self._partition).get(key)
+        return cast(bytes | None, value)
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        db = self._store._db_for_partition(self._partition)
+        return cast(Iterable[tuple[bytes, bytes]], self._store._visible_items(db))
+
+
+def stored_partition(table: TableT[Any, Any], partition: int) -> StoredPartition | None:
+    """``partition`` of a table's RocksDB store; None for another store."""
     store: Any = table.data
     if RocksDBStore is None or not isinstance(store, RocksDBStore):
         return None
-    return cast(
-        Iterable[tuple[bytes, bytes]], store._visible_items(store._db_for_partition(partition))
-    )
+    return StoredPartition(store, partition)
 
 
 class StoreWrites:

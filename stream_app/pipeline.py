@@ -23,6 +23,7 @@ from stream_app.contract import (
 )
 from stream_app.keys import MARK_HEADER, SOURCE_HEADER, TYPE_HEADER, source_name
 from stream_app.kpi.customer import CustomerState
+from stream_app.kpi.customer_cache import Records
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState, Repeat
@@ -92,8 +93,9 @@ Outcome = Applied | Duplicate | DeadLettered | Forward | Marked
 class PartitionContent:
     """What the tables hold for one partition."""
 
-    # a RocksDB store's records as stored (kpi/state_codec.py), a memory store's states
+    # customers as states or records (kpi/state_codec.py), unless read from ``records``
     customers: list[tuple[str, CustomerState | bytes]] = field(default_factory=list)
+    records: Records | None = None  # a store on disk to read customer records from
     ledgers: list[tuple[str, RejectionLedger]] = field(default_factory=list)
     meta: PartitionMeta | None = None
 
@@ -201,7 +203,9 @@ class Pipeline:
                 params=self.params,
                 cache_limit=self.settings.cache_per_partition,
             )
-            self.partitions[n] = fresh.restore(content.customers, content.ledgers, content.meta)
+            self.partitions[n] = fresh.restore(
+                content.customers, content.ledgers, content.meta, content.records
+            )
 
     def partition(self, number: int) -> PartitionState:
         if number not in self.partitions:
@@ -343,6 +347,11 @@ class Pipeline:
         origin = keys.late_dead_letter_key(source, offset)
         key = keys.ledger_key(ledger_source, owner)
         return DeadLettered("late", key, ledger, payload, origin, event_type)
+
+    def settled(self) -> None:
+        """Everything applied so far is in the table stores."""
+        for part in self.partitions.values():
+            part.settled()
 
     def close_through(
         self, day: int, first_day: int | None = None, max_days: int | None = None

@@ -7,7 +7,7 @@ Faust writes each change to the changelog partition of the current event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,8 @@ import faust
 from faust.serializers import codecs as faust_codecs
 from faust.types import TableT
 
-from stream_app.faust_adapter import stored_records
-from stream_app.keys import MetaKey, ledger_partition, ledger_source
+from stream_app.faust_adapter import StoredPartition, stored_partition
+from stream_app.keys import META_KEY_PREFIX, MetaKey, ledger_partition, ledger_source
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
@@ -25,9 +25,26 @@ from stream_app.settings import Settings
 from tables import codecs
 
 CUSTOMERS, REJECTIONS = "customers", "rejections"
+META_PREFIX = META_KEY_PREFIX.encode()
 TABLE_NAMES = (CUSTOMERS, REJECTIONS)
 """Each table keeps a changelog topic ``<app_id>-<name>-changelog`` with one
 partition per input partition (stream_app/state_layout.py checks their counts)."""
+
+
+class CustomerRecords:
+    """One partition's customer records in a RocksDB table store, as stored
+    (stream_app/kpi/customer_cache.py reads them; keys are customer ids in UTF-8)."""
+
+    def __init__(self, store: StoredPartition) -> None:
+        self._store = store
+
+    def get(self, customer: str) -> bytes | None:
+        return self._store.get(customer.encode())
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        for key, value in self._store.items():
+            if not key.startswith(META_PREFIX):
+                yield key.decode(), value
 
 
 @dataclass(frozen=True)
@@ -37,23 +54,25 @@ class StateTables:
     partition_count: int
 
     def load(self, numbers: Iterable[int]) -> dict[int, PartitionContent]:
-        """What the recovered tables hold for these partitions (one scan each).
-        From a RocksDB store, customer records stay as stored, decoded only when
-        read (stream_app/kpi/customer_cache.py)."""
+        """What the recovered tables hold for these partitions. From a RocksDB
+        store, the partition meta only: customers are read from the store when
+        needed (``CustomerRecords``); from the memory store, everything (one scan)."""
         wanted = set(numbers)
         content = {n: PartitionContent() for n in wanted}
-        raw = {n: stored_records(self.customers, n) for n in wanted}
-        for number, records in raw.items():
-            if records is None:
+        decoded = False
+        for number in wanted:
+            store = stored_partition(self.customers, number)
+            if store is None:
+                decoded = True
                 continue
-            for raw_key, raw_value in records:
-                key = faust_codecs.loads(codecs.STATE_KEY, raw_key)
-                if isinstance(key, MetaKey):
-                    meta = faust_codecs.loads(codecs.CUSTOMER, raw_value)
-                    content[number].meta = self._meta(key, meta)
-                else:
-                    content[number].customers.append((key, raw_value))
-        if any(records is None for records in raw.values()):
+            key = MetaKey(number)
+            raw_meta = store.get(faust_codecs.dumps(codecs.STATE_KEY, key))
+            if raw_meta is not None:
+                content[number].meta = self._meta(
+                    key, faust_codecs.loads(codecs.CUSTOMER, raw_meta)
+                )
+            content[number].records = CustomerRecords(store)
+        if decoded:
             self._load_decoded(content)
         self._load_ledgers(content)
         return content

@@ -38,7 +38,9 @@ class KpiPartition:
         """``customers``: the histories, shared with the partition's customer cache
         (kpi/customer_cache.py); by default a cache of this engine's own."""
         self.params = params
-        self.customers = customers if customers is not None else CustomerCache(2**62).histories
+        self.customers: Histories = (
+            customers if customers is not None else CustomerCache(2**62).histories
+        )
         self.by_day: dict[int, set[str]] = defaultdict(set)
         self.closed_day = closed_day
         # Days before this are gone from the histories and from ``by_day``.
@@ -149,11 +151,12 @@ class KpiPartition:
 
     def _prune(self, day: int) -> None:
         horizon = day - self.params.history_days
-        self.pruned_before = horizon
+        self.pruned_before = self.customers.prune_before = horizon
         for old in [d for d in self.by_day if d < horizon]:
             for customer in self.by_day.pop(old):
-                history = self.customers[customer]
-                history.prune(horizon)
+                history = self.customers.decoded(customer)  # a record is pruned when read
+                if history is not None:
+                    history.prune(horizon)
         # customers stay: their first purchase day and net points still count
 
     @classmethod

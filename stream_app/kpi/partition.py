@@ -10,7 +10,7 @@ import orjson
 from stream_app.contract import Event
 from stream_app.kpi.contribution import contribution
 from stream_app.kpi.customer import CustomerState, id_digest
-from stream_app.kpi.customer_cache import CustomerCache
+from stream_app.kpi.customer_cache import CustomerCache, Records
 from stream_app.kpi.days import business_day
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
@@ -123,7 +123,8 @@ class PartitionState:
         if self.first_day is None or day < self.first_day:
             self.first_day = day
         if state is None:
-            state = self.customers[event.customer_id] = CustomerState()
+            state = CustomerState()
+            self.customers.add(event.customer_id, state)
         self._preview.before_change(
             event.customer_id, state.history, self.params, len(self.customers)
         )
@@ -184,6 +185,11 @@ class PartitionState:
             self.unpublished.pop(d, None)
             self._unpublished_bytes.pop(d, None)
 
+    def settled(self) -> None:
+        """Every customer applied so far is in the table store: the cache may drop
+        decoded ones (kpi/customer_cache.py)."""
+        self.customers.settled()
+
     def meta(self) -> PartitionMeta:
         marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
         return PartitionMeta(self.kpi.closed_day, dict(self.unpublished), marks)
@@ -238,10 +244,12 @@ class PartitionState:
         customers: Iterable[tuple[str, CustomerState | bytes]],
         ledgers: Iterable[tuple[str, RejectionLedger]],
         meta: PartitionMeta | None = None,
+        records: Records | None = None,
     ) -> PartitionState:
-        """Fill from recovered table contents (customer records as stored, or
-        states); derived values are recomputed in one pass over the customers."""
-        cache = self.customers = CustomerCache(self._cache_limit)
+        """Fill from recovered table contents: the customers (records as stored, or
+        states), or ``records`` to read them from when needed (a store on disk);
+        derived values are recomputed in one pass over the customers."""
+        cache = self.customers = CustomerCache(self._cache_limit, records)
         cache.load((c, v if isinstance(v, bytes) else encode_state(v)) for c, v in customers)
         self.ledgers = dict(ledgers)
         self._preview = PreviewCache(self._preview_min_tracked)
@@ -252,9 +260,12 @@ class PartitionState:
         totals = self.totals = Totals()
 
         def histories() -> Iterator[tuple[str, CustomerHistory]]:
+            count = 0
             for customer, state in cache.items():
+                count += 1
                 totals.add_customer(state)
                 yield customer, state.history
+            cache.counted(count)
 
         closed = self.kpi.closed_day if meta is None else meta.closed_day
         self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories)
