@@ -21,9 +21,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from stream_app.keys import MetaKey, ledger_partition
+from stream_app.keys import CLOSED_TERMS, MetaKey, ledger_partition
 from stream_app.kpi.customer import CustomerState
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import (
@@ -140,10 +140,12 @@ class BatchIngest:
                 await self._forward(marker)
             await self.writer.settle()
 
-    async def save_meta(self, partition: int, meta: PartitionMeta) -> None:
-        """The caller holds ``lock``: the meta goes to the customers' changelog
-        partition behind every customer record written before it (``MetaKey``)."""
-        self.writer.put(self.tables.customers, partition, MetaKey(partition), meta)
+    async def save_meta(self, partition: int, meta: PartitionMeta | ClosedTerms) -> None:
+        """The caller holds ``lock``: the meta (or the closed terms) goes to the
+        customers' changelog partition behind every customer record written before
+        it (``MetaKey``)."""
+        record = CLOSED_TERMS if isinstance(meta, ClosedTerms) else ""
+        self.writer.put(self.tables.customers, partition, MetaKey(partition, record), meta)
 
     async def flush(self) -> None:
         await self.writer.settle()

@@ -49,7 +49,7 @@ from stream_app.alerts import SendAlert, SpikeMonitor
 from stream_app.keys import ResultKey
 from stream_app.kpi.days import business_day, now_ms
 from stream_app.kpi.finality import final_day
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.report import kpi_document
 from stream_app.kpi.terms import KpiTerms, merge
 from stream_app.kpi.watermarks import PartitionTime, stream_first_day, stream_watermark
@@ -103,7 +103,7 @@ class DayCloser:
         settings: Settings,
         pipeline: Pipeline,
         store: ServingStore,
-        save_meta: Callable[[int, PartitionMeta], Awaitable[None]],
+        save_meta: Callable[[int, PartitionMeta | ClosedTerms], Awaitable[None]],
         flush: Callable[[], Awaitable[Any]],
         results: ResultsLog,
         clock: Callable[[], int] = now_ms,
@@ -133,7 +133,8 @@ class DayCloser:
         self.spikes = spikes
         self.send_alert = send_alert
         self.metrics = metrics or WorkerMetrics()
-        self._saved: dict[int, object] = {}  # partition -> what its last saved meta held
+        # partition -> what its last saved meta held: (closed day, unpublished, marks)
+        self._saved: dict[int, tuple[Any, ...]] = {}
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
         self._next_preview_at = 0
         self._warned_at = 0.0
@@ -216,11 +217,15 @@ class DayCloser:
         """Save each partition's meta where it changed and flush; the views it holds.
         The caller holds ``lock``."""
         times: dict[int, PartitionTime] = {}
-        saved: dict[int, object] = {}
+        saved: dict[int, tuple[Any, ...]] = {}
         for number, part in list(self.pipeline.partitions.items()):
             meta = part.meta()
             signature = (meta.closed_day, sorted(meta.unpublished), sorted(meta.marks.items()))
-            if self._saved.get(number) != signature:
+            last = self._saved.get(number)
+            if last != signature:
+                terms = part.closed_terms()
+                if terms is not None and (last is None or last[0] != terms.closed_day):
+                    await self.save_meta(number, terms)  # before the meta that names its day
                 await self.save_meta(number, meta)
                 saved[number] = signature
             times[number] = replace(part.watermarks.report(now), first_day=part.first_day)

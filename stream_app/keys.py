@@ -11,6 +11,7 @@
 | dead letter of a rejected record | ``topic:partition:offset`` | key on the dead-letter topic |
 | dead letter of a late record | its origin, ``topic/partition@offset`` | dead-letter key |
 | partition meta | ``MetaKey(partition)`` | key in the customers table (see below) |
+| terms as of its last close | ``MetaKey(partition, CLOSED_TERMS)`` | key in the customers table |
 | changelog end marker | a reserved tombstone key | changelogs, embedded broker only |
 | a partition's totals of a final day | ``partial/<date>/<partition>`` | results topic |
 | the merged document of a final day | ``final/<date>`` | results topic |
@@ -41,6 +42,7 @@ LATE_PREFIX = "late|"
 # The byte form of a MetaKey: unchanged since state version 1, so existing
 # changelogs keep reading.
 META_KEY_PREFIX = "loyalty-pulse/partition-meta/".ljust(MAX_ID_CHARS + 1, "~") + "/"
+CLOSED_TERMS = "closed-terms"
 END_MARKER_KEY = b"loyalty-pulse/changelog-end".ljust(MAX_ID_CHARS + 300, b"~")
 
 
@@ -144,13 +146,18 @@ class MetaKey:
     """
 
     partition: int
+    # "": the meta; CLOSED_TERMS: the terms as of its last close (kpi/meta.py),
+    # written only when a day closes (the meta is rewritten as watermarks move)
+    record: str = ""
 
     def encode(self) -> str:
-        return f"{META_KEY_PREFIX}{self.partition}"
+        suffix = f"/{self.record}" if self.record else ""
+        return f"{META_KEY_PREFIX}{self.partition}{suffix}"
 
     @staticmethod
     def decode(text: str) -> MetaKey | None:
         """The MetaKey a stored key stands for; None for a customer id."""
         if text.startswith(META_KEY_PREFIX):
-            return MetaKey(int(text.removeprefix(META_KEY_PREFIX)))
+            partition, _, record = text.removeprefix(META_KEY_PREFIX).partition("/")
+            return MetaKey(int(partition), record)
         return None

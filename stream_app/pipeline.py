@@ -25,7 +25,7 @@ from stream_app.keys import MARK_HEADER, SOURCE_HEADER, TYPE_HEADER, source_name
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.customer_cache import Records
 from stream_app.kpi.days import DAY_MS, now_ms, to_date
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState, Repeat
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.terms import KpiTerms
@@ -96,6 +96,7 @@ class PartitionContent:
     # customers as states or records (kpi/state_codec.py), unless read from ``records``
     customers: list[tuple[str, CustomerState | bytes]] = field(default_factory=list)
     records: Records | None = None  # a store on disk to read customer records from
+    closed_terms: ClosedTerms | None = None
     ledgers: list[tuple[str, RejectionLedger]] = field(default_factory=list)
     meta: PartitionMeta | None = None
 
@@ -204,7 +205,11 @@ class Pipeline:
                 cache_limit=self.settings.cache_per_partition,
             )
             self.partitions[n] = fresh.restore(
-                content.customers, content.ledgers, content.meta, content.records
+                content.customers,
+                content.ledgers,
+                content.meta,
+                content.records,
+                content.closed_terms,
             )
 
     def partition(self, number: int) -> PartitionState:

@@ -8,7 +8,7 @@ import orjson
 from faust.serializers import codecs
 
 from stream_app.keys import MetaKey
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.state_codec import decode_state, encode_state, legacy_state
 
@@ -38,10 +38,11 @@ class StateKeyCodec(codecs.Codec):
 
 
 class CustomerCodec(codecs.Codec):
-    """Customer states (msgpack, kpi/state_codec.py) and partition metas (JSON)."""
+    """Customer states (msgpack, kpi/state_codec.py); partition metas and closed
+    terms (JSON)."""
 
     def _dumps(self, obj: Any) -> bytes:
-        if isinstance(obj, PartitionMeta):
+        if isinstance(obj, PartitionMeta | ClosedTerms):
             return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
         return encode_state(obj)
 
@@ -51,6 +52,8 @@ class CustomerCodec(codecs.Codec):
         data = orjson.loads(s)
         if "meta" in data:  # PartitionMeta records carry their version under "meta"
             return PartitionMeta.from_dict(data)
+        if "closed_terms" in data:
+            return ClosedTerms.from_dict(data)
         return legacy_state(data)
 
 

@@ -16,9 +16,15 @@ from faust.serializers import codecs as faust_codecs
 from faust.types import TableT
 
 from stream_app.faust_adapter import StoredPartition, stored_partition
-from stream_app.keys import META_KEY_PREFIX, MetaKey, ledger_partition, ledger_source
+from stream_app.keys import (
+    CLOSED_TERMS,
+    META_KEY_PREFIX,
+    MetaKey,
+    ledger_partition,
+    ledger_source,
+)
 from stream_app.kpi.customer import CustomerState
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
@@ -65,12 +71,10 @@ class StateTables:
             if store is None:
                 decoded = True
                 continue
-            key = MetaKey(number)
-            raw_meta = store.get(faust_codecs.dumps(codecs.STATE_KEY, key))
-            if raw_meta is not None:
-                content[number].meta = self._meta(
-                    key, faust_codecs.loads(codecs.CUSTOMER, raw_meta)
-                )
+            for key in (MetaKey(number), MetaKey(number, CLOSED_TERMS)):
+                raw = store.get(faust_codecs.dumps(codecs.STATE_KEY, key))
+                if raw is not None:
+                    self._meta(content[number], key, faust_codecs.loads(codecs.CUSTOMER, raw))
             content[number].records = CustomerRecords(store)
         if decoded:
             self._load_decoded(content)
@@ -78,10 +82,13 @@ class StateTables:
         return content
 
     @staticmethod
-    def _meta(key: MetaKey, value: object) -> PartitionMeta:
-        if not isinstance(value, PartitionMeta):
-            raise TypeError(f"the meta of partition {key.partition} holds {value!r}")
-        return value
+    def _meta(content: PartitionContent, key: MetaKey, value: object) -> None:
+        if key.record == CLOSED_TERMS and isinstance(value, ClosedTerms):
+            content.closed_terms = value
+        elif not key.record and isinstance(value, PartitionMeta):
+            content.meta = value
+        else:
+            raise TypeError(f"{key} of partition {key.partition} holds {value!r}")
 
     def _load_decoded(self, content: dict[int, PartitionContent]) -> None:
         """From a store of decoded values (the memory store)."""
@@ -89,7 +96,7 @@ class StateTables:
         for key, value in self.customers.items():
             if isinstance(key, MetaKey):
                 if key.partition in wanted:
-                    content[key.partition].meta = self._meta(key, value)
+                    self._meta(content[key.partition], key, value)
                 continue
             owner = partition_for(key, self.partition_count)
             if owner in wanted:

@@ -37,6 +37,34 @@ def terms_from_json(data: dict[str, Any] | list[list[Any]]) -> KpiTerms:
     return KpiTerms.from_json(data)
 
 
+CLOSED_TERMS_VERSION = 1
+
+
+@dataclass(slots=True)
+class ClosedTerms:
+    """The partition's KPI terms as of its last closed day, written when a day
+    closes, before the meta that names that day: a restore whose meta names the
+    same day starts from them instead of recomputing every customer's
+    contribution (events applied after a close are of later days, so the
+    customer records before the meta sum to exactly these terms)."""
+
+    closed_day: int
+    terms: KpiTerms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "closed_terms": CLOSED_TERMS_VERSION,
+            "closed_day": self.closed_day,
+            "terms": terms_to_json(self.terms),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClosedTerms:
+        if data.get("closed_terms") != CLOSED_TERMS_VERSION:
+            raise ValueError(f"unsupported closed terms version {data.get('closed_terms')!r}")
+        return cls(data["closed_day"], terms_from_json(data["terms"]))
+
+
 @dataclass(slots=True)
 class PartitionMeta:
     closed_day: int | None = None

@@ -15,7 +15,7 @@ from stream_app.kpi.days import business_day
 from stream_app.kpi.engine import KpiPartition
 from stream_app.kpi.finality import is_late
 from stream_app.kpi.history import CustomerHistory
-from stream_app.kpi.meta import PartitionMeta, terms_to_json
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta, terms_to_json
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
 from stream_app.kpi.state_codec import encode_state
@@ -190,6 +190,10 @@ class PartitionState:
         decoded ones (kpi/customer_cache.py)."""
         self.customers.settled()
 
+    def closed_terms(self) -> ClosedTerms | None:
+        closed = self.kpi.closed_day
+        return None if closed is None else ClosedTerms(closed, self.kpi.terms.copy())
+
     def meta(self) -> PartitionMeta:
         marks = {s: m for s, m in self.watermarks.marks.items() if m is not None}
         return PartitionMeta(self.kpi.closed_day, dict(self.unpublished), marks)
@@ -245,10 +249,13 @@ class PartitionState:
         ledgers: Iterable[tuple[str, RejectionLedger]],
         meta: PartitionMeta | None = None,
         records: Records | None = None,
+        closed_terms: ClosedTerms | None = None,
     ) -> PartitionState:
         """Fill from recovered table contents: the customers (records as stored, or
         states), or ``records`` to read them from when needed (a store on disk);
-        derived values are recomputed in one pass over the customers."""
+        derived values are recomputed in one pass over the customers. The terms
+        as of the closed day are ``closed_terms`` when they name that day, else
+        recomputed from every customer."""
         cache = self.customers = CustomerCache(self._cache_limit, records)
         cache.load((c, v if isinstance(v, bytes) else encode_state(v)) for c, v in customers)
         self.ledgers = dict(ledgers)
@@ -268,7 +275,10 @@ class PartitionState:
             cache.counted(count)
 
         closed = self.kpi.closed_day if meta is None else meta.closed_day
-        self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories)
+        terms = None
+        if closed_terms is not None and closed is not None and closed_terms.closed_day == closed:
+            terms = closed_terms.terms
+        self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories, terms)
         self.first_day = min((d for d, c in self.kpi.by_day.items() if c), default=None)
         self.final_day = self.kpi.closed_day
         return self

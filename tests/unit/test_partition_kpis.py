@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stream_app.contract import Event, Purchase
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.days import DAY_MS, business_day, to_date
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import (
     MAX_UNPUBLISHED_BYTES,
@@ -81,16 +81,22 @@ def through_changelog(
     preview_min_tracked: int = 1000,
     cache_limit: int = 2**62,
     store: TableStore | None = None,
+    with_terms: bool = False,
 ) -> PartitionState:
     """What a worker rebuilds from the customer records it wrote (table codec
-    round trip), or from its table store."""
+    round trip), or from its table store; ``with_terms``: from the terms as of
+    the last close it wrote too, instead of recomputing them."""
     meta = PartitionMeta.from_dict(orjson.loads(orjson.dumps(part.meta().to_dict())))
+    closed = part.closed_terms()
+    if closed is not None and with_terms:
+        closed = ClosedTerms.from_dict(orjson.loads(orjson.dumps(closed.to_dict())))
+    terms = closed if with_terms else None
     restarted = fresh(params, preview_min_tracked, cache_limit)
     if store is not None:
         store.settle(part)
-        return restarted.restore([], [], meta, store)
+        return restarted.restore([], [], meta, store, terms)
     stored = [(c, encode_state(s)) for c, s in part.customers.items()]
-    return restarted.restore(stored, [], meta)
+    return restarted.restore(stored, [], meta, None, terms)
 
 
 @settings(max_examples=60, deadline=None)
@@ -139,7 +145,8 @@ def test_closed_days_equal_the_reference_over_applied_events(
                 reports[closed] = kpi_document(terms, closed, params)
             assert part.kpi.closed_day == final
         if data.draw(st.booleans()):
-            part = through_changelog(part, params, min_tracked, cache_limit, store)
+            with_terms = data.draw(st.booleans())
+            part = through_changelog(part, params, min_tracked, cache_limit, store, with_terms)
         if data.draw(st.integers(0, 2)) == 0:  # what /kpis shows of the open day
             open_day = max(day, (part.kpi.closed_day or day) + 1)
             preview = part.preview(open_day)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import orjson
 
 from stream_app.contract import MAX_ID_CHARS
-from stream_app.keys import MetaKey
+from stream_app.keys import CLOSED_TERMS, MetaKey
+from stream_app.kpi.contribution import contribution
 from stream_app.kpi.customer import CustomerState, id_digest
 from stream_app.kpi.history import CustomerHistory
-from stream_app.kpi.meta import PartitionMeta
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
+from stream_app.kpi.params import KpiParams
 from stream_app.settings import Settings
 from stream_app.worker import build
 from tables import codecs
@@ -45,6 +47,8 @@ def test_a_partition_meta_key_round_trips_and_no_customer_id_reads_as_one() -> N
     codecs.register()
     codec = codecs.StateKeyCodec()
     assert codec.loads(codec.dumps(MetaKey(7))) == MetaKey(7)
+    assert codec.dumps(MetaKey(7)).endswith(b"~/7")  # as every version wrote it
+    assert codec.loads(codec.dumps(MetaKey(7, CLOSED_TERMS))) == MetaKey(7, CLOSED_TERMS)
     assert codec.loads(codec.dumps("alice")) == "alice"
     longest = "~" * MAX_ID_CHARS
     assert codec.loads(codec.dumps(longest)) == longest
@@ -63,6 +67,9 @@ def test_customer_codec_round_trips() -> None:
     assert codec.loads(codec.dumps(state)) == state
     meta = PartitionMeta(19_000, {}, {"purchases/3": 1_700_000_000_000})
     assert codec.loads(codec.dumps(meta)) == meta
+    terms = contribution(_history(), 19_004, KpiParams())
+    closed = codec.loads(codec.dumps(ClosedTerms(19_004, terms)))
+    assert closed == ClosedTerms(19_004, terms) and closed.terms.windows
 
 
 def _v4_record() -> dict[str, object]:
