@@ -14,24 +14,35 @@ from stream_app.kpi.terms import Activity, CohortTerms, Count, KpiTerms, Stats, 
 
 
 def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
-    """One pass over the history (this runs for every touched customer at every
-    day close and preview; tests/unit/test_kpi_engine.py holds it to the
-    brute-force reference). Windows the customer did nothing in are left out."""
+    """The customer's terms as of ``day``. Windows it did nothing in are left out."""
     out = KpiTerms()
+    add_contribution(out, h, day, params)
+    return out
+
+
+def add_contribution(
+    out: KpiTerms, h: CustomerHistory, day: int, params: KpiParams, sign: int = 1
+) -> None:
+    """Add ``sign`` times the customer's terms as of ``day`` to ``out``, in place.
+
+    One pass over the history; no object is made for the customer's own terms,
+    only for groups ``out`` does not have yet (this runs twice for every touched
+    customer at every day close, and for previews). tests/unit/test_kpi_engine.py
+    holds it to the brute-force reference."""
     segment, tier = h.segment_and_tier(day)
     windows = params.all_windows  # ascending
     p, t = params.churn_period, params.inactivity
     start = day - p
     n_w = len(windows)
     orders, revenue, issued = [0] * n_w, [0] * n_w, [0] * n_w
-    by_channel: list[dict[str, Stats]] = [{} for _ in windows]
+    by_channel: list[dict[str, list[int]]] = [{} for _ in windows]
     first = h.first_purchase_day
     bought = first is not None and first <= day
     # The customer's cohort row (spec §3.7), when it is one of the rows shown as of day.
     cohort = month_of(first) if first is not None and bought else None
     if cohort is not None and cohort <= month_of(day) - params.cohort_months:
         cohort = None
-    by_month: dict[int, Activity] = {}  # months since the cohort's
+    by_month: dict[int, int] = {}  # months since the cohort's -> revenue then
     latest = latest_before = latest_at_start = None  # latest purchase day <= day, day-1, start
     base = 0  # revenue of (start - T, start]
     points = h.carried_points
@@ -48,11 +59,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
         age = day - d
         if cohort is not None:
             k = month_of(d) - cohort
-            month = by_month.get(k)
-            if month is None:
-                month = by_month[k] = Activity(1)
-            for row in channels.values():
-                month.revenue += row[1]
+            by_month[k] = by_month.get(k, 0) + sum(row[1] for row in channels.values())
         for name, (n, amount, earned) in channels.items():
             points += earned
             if at_start and d > start - t:
@@ -64,7 +71,7 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
                 revenue[i] += amount
                 issued[i] += earned
                 _tally(by_channel[i], name, n, amount)
-    by_store: list[dict[str, Stats]] = [{} for _ in windows]
+    by_store: list[dict[str, list[int]]] = [{} for _ in windows]
     for d, stores in h.stores.items():
         if d > day:
             continue
@@ -95,57 +102,105 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
         new_enrollment = enrolled is not None and enrolled >= day - w + 1
         if not (orders[i] or issued[i] or redeemed[i] or new_enrollment):
             continue
-        window = out.windows[w] = WindowTerms()
-        window.channels = by_channel[i]
-        window.stores = by_store[i]
-        window.points_issued = issued[i]
-        if orders[i]:
-            repeat = int(orders[i] >= 2)
-            window.purchases = Stats(orders[i], revenue[i], 1, repeat)
-            window.segments[segment] = Stats(orders[i], revenue[i], 1, repeat, revenue[i] ** 2)
-            window.active_members = int(member)
+        window = out.windows.get(w)
+        if window is None:
+            window = out.windows[w] = WindowTerms()
+        _add_named(window.channels, by_channel[i], sign)
+        _add_named(window.stores, by_store[i], sign)
+        window.points_issued += sign * issued[i]
+        n = orders[i]
+        if n:
+            amount = revenue[i]
+            repeat = int(n >= 2)
+            _add_stats(window.purchases, n, amount, repeat, sign)
+            _add_stats(_named(window.segments, segment), n, amount, repeat, sign)
+            window.segments[segment].revenue_sq += sign * amount * amount
+            if member:
+                window.active_members += sign
             if tier:
-                window.tiers[tier] = Stats(orders[i], revenue[i], 1)
+                _add_stats(_named(window.tiers, tier), n, amount, 0, sign)
             if gap is not None and second is not None and second > day - w:
-                window.second_gaps[gap] = Count(1)
+                gaps = window.second_gaps.get(gap)
+                if gaps is None:
+                    gaps = window.second_gaps[gap] = Count()
+                gaps.n += sign
         if redeemed[i]:
-            window.points_redeemed = redeemed[i]
-            window.redeeming = 1
-            window.reward_minor = reward[i]
-            window.unpriced_points = unpriced[i]
-        window.new_enrollments = int(new_enrollment)
+            window.points_redeemed += sign * redeemed[i]
+            window.redeeming += sign
+            window.reward_minor += sign * reward[i]
+            window.unpriced_points += sign * unpriced[i]
+        if new_enrollment:
+            window.new_enrollments += sign
     churn = out.churn
     in_s = latest_at_start is not None and latest_at_start > start - t
     in_e = latest is not None and latest > day - t
     if in_s:
-        churn.customers_at_start = 1
-        churn.value_at_start = base
+        churn.customers_at_start += sign
+        churn.value_at_start += sign * base
         if not in_e:
-            churn.churned = 1
-            churn.value_churned = base
-    churn.active_at_end = int(in_e)
-    churn.new_customers = int(first is not None and start < first <= day)
+            churn.churned += sign
+            churn.value_churned += sign * base
+    if in_e:
+        churn.active_at_end += sign
+    if first is not None and start < first <= day:
+        churn.new_customers += sign
     was_active = latest_before is not None and latest_before > day - 1 - t
-    churn.churned_on_day = int(was_active and not in_e)
+    if was_active and not in_e:
+        churn.churned_on_day += sign
     known_since = h.first_event_day
-    churn.early_customers = int(known_since is not None and known_since <= start - t + 1)
+    if known_since is not None and known_since <= start - t + 1:
+        churn.early_customers += sign
     program = out.program
-    program.members_total = int(member)
-    program.control_total = int(segment == "control")
-    program.non_member_buyers = int(segment == "non_member" and bought)
-    if member and tier:
-        program.members_by_tier[tier] = Count(1)
-    program.outstanding_points = points
+    if member:
+        program.members_total += sign
+        if tier:
+            counted = program.members_by_tier.get(tier)
+            if counted is None:
+                counted = program.members_by_tier[tier] = Count()
+            counted.n += sign
+    if segment == "control":
+        program.control_total += sign
+    if segment == "non_member" and bought:
+        program.non_member_buyers += sign
+    program.outstanding_points += sign * points
     if cohort is not None:
-        out.cohorts[cohort] = CohortTerms(1, by_month)
-    return out
+        row = out.cohorts.get(cohort)
+        if row is None:
+            row = out.cohorts[cohort] = CohortTerms()
+        row.size += sign
+        for k, month_revenue in by_month.items():
+            month = row.months.get(k)
+            if month is None:
+                month = row.months[k] = Activity()
+            month.active += sign
+            month.revenue += sign * month_revenue
 
 
-def _tally(by_name: dict[str, Stats], name: str, orders: int, revenue: int) -> None:
+def _tally(by_name: dict[str, list[int]], name: str, orders: int, revenue: int) -> None:
     """Add one day's purchases of a channel or store (the customer counts once)."""
+    row = by_name.get(name)
+    if row is None:
+        by_name[name] = [orders, revenue]
+    else:
+        row[0] += orders
+        row[1] += revenue
+
+
+def _named(by_name: dict[str, Stats], name: str) -> Stats:
     stats = by_name.get(name)
     if stats is None:
-        by_name[name] = Stats(orders, revenue, 1)
-    else:
-        stats.orders += orders
-        stats.revenue += revenue
+        stats = by_name[name] = Stats()
+    return stats
+
+
+def _add_stats(stats: Stats, orders: int, revenue: int, repeat: int, sign: int) -> None:
+    """One customer's orders and revenue in ``stats`` (it counts as one active)."""
+    stats.orders += sign * orders
+    stats.revenue += sign * revenue
+    stats.active += sign
+    stats.repeat += sign * repeat
+
+
+def _add_named(totals: dict[str, Stats], rows: dict[str, list[int]], sign: int) -> None:
+    for name, (orders, revenue) in rows.items():
+        _add_stats(_named(totals, name), orders, revenue, 0, sign)

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import contribution
+from stream_app.kpi.contribution import add_contribution, contribution
 from stream_app.kpi.customer_cache import CustomerCache, Histories
 from stream_app.kpi.days import month_of, month_start
 from stream_app.kpi.history import CustomerHistory
@@ -46,8 +46,6 @@ class KpiPartition:
         # Days before this are gone from the histories and from ``by_day``.
         self.pruned_before: int | None = None
         self.terms = KpiTerms()
-        # customer -> contribution as of closed_day, for those the last close touched
-        self._closed_contributions: dict[str, KpiTerms] = {}
 
     def add(self, event: Event, day: int, stored: CustomerHistory | None = None) -> CustomerHistory:
         """Record an accepted event of a day that is not closed yet.
@@ -70,20 +68,13 @@ class KpiPartition:
         """Make ``day`` final (the next one after the last closed) and return its terms."""
         if self.closed_day is not None and day != self.closed_day + 1:
             raise ValueError(f"close day {self.closed_day + 1} before day {day}")
-        params = self.params
+        params, terms = self.params, self.terms
         # Contributions as of the previous close are still exact: no event of a
         # closed day is added later, and later days do not count as of it.
-        earlier = self._closed_contributions
-        now: dict[str, KpiTerms] = {}
         for customer in self._touched(day):
             history = self.customers[customer]
-            before = earlier.get(customer)
-            if before is None:
-                before = contribution(history, day - 1, params)
-            after = now[customer] = contribution(history, day, params)
-            self.terms.add(before, -1)
-            self.terms.add(after)
-        self._closed_contributions = now
+            add_contribution(terms, history, day - 1, params, -1)
+            add_contribution(terms, history, day, params)
         self.closed_day = day
         self._prune(day)
         return self.terms.copy()
@@ -115,12 +106,10 @@ class KpiPartition:
             if d > closed:
                 since_close |= customers
         terms = self.terms.copy()
-        at_close = self._closed_contributions
         for customer in since_close:
             history = self.customers[customer]
-            before = at_close.get(customer)
-            terms.add(before if before is not None else contribution(history, closed, params), -1)
-            terms.add(contribution(history, day, params))
+            add_contribution(terms, history, closed, params, -1)
+            add_contribution(terms, history, day, params)
         return terms
 
     def remembers(self, day: int) -> bool:
@@ -185,5 +174,5 @@ class KpiPartition:
             for day in history.days():
                 part.by_day[day].add(customer)
             if recompute and closed_day is not None:
-                part.terms.add(contribution(history, closed_day, params))
+                add_contribution(part.terms, history, closed_day, params)
         return part

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import orjson
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import contribution
+from stream_app.kpi.contribution import add_contribution, contribution
 from stream_app.kpi.customer import CustomerState, id_digest
 from stream_app.kpi.customer_cache import CustomerCache, Records
 from stream_app.kpi.days import business_day
@@ -336,11 +336,13 @@ class PreviewCache:
         else:
             current = self.current
             for customer in self.before.keys() | moved:
+                history = histories[customer]
                 old = self.before.get(customer)
                 if old is None:
-                    old = contribution(histories[customer], since, params)
-                current.add(old, -1)
-                current.add(contribution(histories[customer], day, params))
+                    add_contribution(current, history, since, params, -1)
+                else:
+                    current.add(old, -1)
+                add_contribution(current, history, day, params)
         # Track the next cycle only if this one changed few enough customers.
         self.tracking = len(self.untracked) + len(self.before) < self._limit
         self.day = day
