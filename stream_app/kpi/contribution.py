@@ -29,6 +29,9 @@ def add_contribution(
     only for groups ``out`` does not have yet (this runs twice for every touched
     customer at every day close, and for previews). tests/unit/test_kpi_engine.py
     holds it to the brute-force reference."""
+    known_since = h.first_event_day
+    if known_since is None or known_since > day:
+        return  # nothing of the customer's as of day: every term is zero
     segment, tier = h.segment_and_tier(day)
     windows = params.all_windows  # ascending
     p, t = params.churn_period, params.inactivity
@@ -147,8 +150,7 @@ def add_contribution(
     was_active = latest_before is not None and latest_before > day - 1 - t
     if was_active and not in_e:
         churn.churned_on_day += sign
-    known_since = h.first_event_day
-    if known_since is not None and known_since <= start - t + 1:
+    if known_since <= start - t + 1:
         churn.early_customers += sign
     program = out.program
     if member:

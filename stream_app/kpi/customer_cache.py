@@ -22,8 +22,8 @@ kept decoded were pruned in place, and a record may predate that.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from typing import Protocol
 
 from stream_app.kpi.customer import CustomerState
@@ -46,7 +46,9 @@ class CustomerCache:
         self.limit = limit
         self.records = records
         self.prune_before: int | None = None
-        self._hot: dict[str, CustomerState] = {}
+        # popitem(last=False) is O(1); a dict's oldest keys are found by skipping
+        # the slots its earlier evictions left
+        self._hot: OrderedDict[str, CustomerState] = OrderedDict()
         self._cold: dict[str, bytes] = {}  # without ``records`` only
         self._count = 0
         self.histories = Histories(self)
@@ -136,10 +138,9 @@ class CustomerCache:
         """Every change so far is in ``records``: drop the oldest decoded customers
         down to the limit."""
         hot = self._hot
-        excess = len(hot) - self.limit
-        if self.records is not None and excess > 0:
-            for customer in list(islice(hot, excess)):
-                del hot[customer]
+        if self.records is not None:
+            for _ in range(len(hot) - self.limit):
+                hot.popitem(last=False)
 
     @property
     def decoded(self) -> int:
@@ -166,8 +167,9 @@ class CustomerCache:
         hot = self._hot
         hot[customer] = state
         if self.records is None and len(hot) > self.limit:
-            for victim in list(islice(hot, max(1, self.limit // 8))):
-                self._cold[victim] = encode_state(hot.pop(victim))
+            for _ in range(max(1, self.limit // 8)):
+                victim, evicted = hot.popitem(last=False)
+                self._cold[victim] = encode_state(evicted)
 
 
 class Histories:
