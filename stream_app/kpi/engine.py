@@ -16,12 +16,12 @@ answered "unknown", never with a partial set.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from stream_app.contract import Event
 from stream_app.kpi.contribution import add_contribution, contribution
 from stream_app.kpi.customer_cache import CustomerCache, Histories
+from stream_app.kpi.day_index import DayIndex
 from stream_app.kpi.days import month_of, month_start
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
@@ -41,7 +41,7 @@ class KpiPartition:
         self.customers: Histories = (
             customers if customers is not None else CustomerCache(2**62).histories
         )
-        self.by_day: dict[int, set[str]] = defaultdict(set)
+        self.by_day = DayIndex()
         self.closed_day = closed_day
         # Days before this are gone from the histories and from ``by_day``.
         self.pruned_before: int | None = None
@@ -61,7 +61,7 @@ class KpiPartition:
                 stored if stored is not None else CustomerHistory()
             )
         history.add(event, day)
-        self.by_day[day].add(event.customer_id)
+        self.by_day.add(day, event.customer_id)
         return history
 
     def close(self, day: int) -> KpiTerms:
@@ -102,9 +102,9 @@ class KpiPartition:
         since_close = self.touched_between(closed, day)
         if since_close is None:  # the last closed day is always remembered
             raise AssertionError(f"day {closed} closed and already pruned")
-        for d, customers in self.by_day.items():
+        for d in self.by_day:
             if d > closed:
-                since_close |= customers
+                since_close |= self.by_day.customers(d)
         terms = self.terms.copy()
         for customer in since_close:
             history = self.customers[customer]
@@ -122,7 +122,7 @@ class KpiPartition:
     def _touched(self, day: int) -> set[str]:
         touched: set[str] = set()
         for b in self.params.boundaries:
-            touched |= self.by_day.get(day - b, set())
+            touched |= self.by_day.customers(day - b)
         if day == month_start(month_of(day)):
             touched |= self._cohort(month_of(day) - self.params.cohort_months)
         return touched
@@ -141,7 +141,7 @@ class KpiPartition:
     def _prune(self, day: int) -> None:
         horizon = day - self.params.history_days
         self.pruned_before = self.customers.prune_before = horizon
-        for old in [d for d in self.by_day if d < horizon]:
+        for old in [d for d in self.by_day.days() if d < horizon]:
             for customer in self.by_day.pop(old):
                 history = self.customers.decoded(customer)  # a record is pruned when read
                 if history is not None:
@@ -172,7 +172,7 @@ class KpiPartition:
             if keep:
                 part.customers[customer] = history
             for day in history.days():
-                part.by_day[day].add(customer)
+                part.by_day.add(day, customer)
             if recompute and closed_day is not None:
                 add_contribution(part.terms, history, closed_day, params)
         return part

@@ -31,6 +31,7 @@ FLOOR_REFRESH = 64
 # and cohorts weigh most), so the bytes are capped too: the record must stay
 # well under the producer's 1 MB request limit (one day more may cross it).
 MAX_UNPUBLISHED_DAYS = 64
+MAX_TRACKED = 20_000  # contributions a preview sets aside between two previews
 MAX_UNPUBLISHED_BYTES = 384 * 1024
 
 
@@ -279,7 +280,7 @@ class PartitionState:
         if closed_terms is not None and closed is not None and closed_terms.closed_day == closed:
             terms = closed_terms.terms
         self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories, terms)
-        self.first_day = min((d for d, c in self.kpi.by_day.items() if c), default=None)
+        self.first_day = min(self.kpi.by_day, default=None)
         self.final_day = self.kpi.closed_day
         return self
 
@@ -290,9 +291,12 @@ class PreviewCache:
     Before a customer's history changes for the first time since the last
     preview, its contribution as of the preview day is set aside; the next
     preview swaps it for the new one. When more customers change between two
-    previews than ``max(min_tracked, customers / 4)`` (a fast replay), the next
-    preview is computed in full, and so are the following ones, without setting
-    anything aside, until a cycle changes fewer customers than that again.
+    previews than ``max(min_tracked, min(customers / 4, MAX_TRACKED))`` (a fast
+    replay), the next preview is computed in full, and so are the following
+    ones, without setting anything aside, until a cycle changes fewer customers
+    than that again. "In full" starts from the terms as of the last close and
+    revisits only the customers with an event after it or on a boundary day
+    (``KpiPartition.terms_as_of``).
     A preview is also computed in full when closes since the last one pruned
     days that the step from its day to the new one would need (a replay closes
     many days between two throttled previews): the engine then cannot tell who
@@ -312,7 +316,9 @@ class PreviewCache:
     def before_change(
         self, customer: str, history: CustomerHistory, params: KpiParams, customers: int
     ) -> None:
-        self._limit = max(self.min_tracked, customers // 4)
+        # a full preview starts from the last close (KpiPartition.terms_as_of), so
+        # tracking more than MAX_TRACKED customers' contributions (~2 kB each) buys little
+        self._limit = max(self.min_tracked, min(customers // 4, MAX_TRACKED))
         if self.day is None or not self.tracking:
             self.untracked.add(customer)
             return
