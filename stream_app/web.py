@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
@@ -20,6 +20,7 @@ from stream_app import dashboard, kpi_api
 from stream_app.alerts import rule_of
 from stream_app.currency import to_major
 from stream_app.kpi.days import to_date
+from stream_app.kpi.partition import PartitionState
 from stream_app.metrics import HEADERS, Scrape, exposition
 from stream_app.runtime import Views
 from stream_app.timefmt import iso_ms
@@ -165,6 +166,7 @@ async def pipeline_json(views: Views) -> dict[str, Any]:
         "rejected": dict(sorted(rejected.items())),
         "rejected_total": sum(rejected.values()),
         "redis_error": redis_error,
+        "customer_state": customer_state_json(worker.pipeline.partitions.values()),
         "serving_store": {
             "refilling": status.refilling,
             "last_refill": None
@@ -175,6 +177,19 @@ async def pipeline_json(views: Views) -> dict[str, Any]:
                 "seconds": round(refill.seconds, 3),
             },
         },
+    }
+
+
+def customer_state_json(partitions: Iterable[PartitionState]) -> dict[str, int]:
+    """How many customers this worker owns, how many are decoded in memory and
+    the limit on those, and how many records it decoded since start
+    (stream_app/kpi/customer_cache.py)."""
+    caches = [p.customers for p in partitions]
+    return {
+        "customers": sum(len(c) for c in caches),
+        "decoded": sum(c.decoded for c in caches),
+        "decoded_limit": sum(c.limit for c in caches),
+        "records_decoded": sum(c.decodes for c in caches),
     }
 
 

@@ -51,6 +51,7 @@ class CustomerCache:
         self._hot: OrderedDict[str, CustomerState] = OrderedDict()
         self._cold: dict[str, bytes] = {}  # without ``records`` only
         self._count = 0
+        self.decodes = 0  # records decoded since start (evicted customers read again)
         self.histories = Histories(self)
 
     def get(self, customer: str) -> CustomerState | None:
@@ -158,6 +159,7 @@ class CustomerCache:
         return None if record is None else self._decode(record)
 
     def _decode(self, record: bytes) -> CustomerState:
+        self.decodes += 1
         state = decode_state(record)
         if self.prune_before is not None:
             state.history.prune(self.prune_before)

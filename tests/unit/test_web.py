@@ -123,6 +123,12 @@ async def test_pipeline_health_counts_events_by_outcome_and_says_when_redis_is_d
     assert body["lag"] == {"total": 0, "partitions": []}  # no assignment yet
     assert body["final_day"] is None and "Redis" in body["redis_error"]
     assert body["rejected"] == {} and body["ready"] is False
+    assert body["customer_state"] == {
+        "customers": 0,
+        "decoded": 0,
+        "decoded_limit": 0,
+        "records_decoded": 0,
+    }
     assert abs(body["server_time_ms"] / 1000 - time.time()) < 5
 
     async def final_days() -> tuple[int, int]:
