@@ -11,6 +11,7 @@ depend on the machine. ``benchmarks/ingest.py`` measures latency.
 
     python -m benchmarks.scale                         # 22k, 300k and 1M customers
     python -m benchmarks.scale --sizes 5000x4 --days 30
+    python -m benchmarks.scale --sizes 1000000x2 --no-restarts --profile /tmp/prof
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks import profile
 from benchmarks.ingest import _applied, _memory, baseline, start_worker
 from loyalty_pulse_dev.broker import start_broker
 from loyalty_pulse_dev.processes import free_port
@@ -198,7 +200,13 @@ def disk_bytes(path: Path) -> int:
 
 
 def run_size(
-    size: Size, days: int, broker: str, redis_url: str, workdir: Path, restarts: bool = True
+    size: Size,
+    days: int,
+    broker: str,
+    redis_url: str,
+    workdir: Path,
+    restarts: bool = True,
+    profile_dir: Path | None = None,
 ) -> Result:
     app_id = f"scale-{size.customers}"
     settings = Settings(
@@ -218,11 +226,19 @@ def run_size(
     asyncio.run(produce(settings, records))
     say("draining them with one worker…")
     proc, url = start_worker(settings, workdir)
+    spy = profile_file = None
+    if profile_dir is not None:
+        profile_file = profile_dir / f"profile-{size.customers}x{size.per_customer}.txt"
+        spy = profile.record(proc.pid, profile_file)
     try:
         rate = drain(proc, url, len(records), timeout_s=1800)
+        if spy is not None and profile_file is not None:
+            profile.stop(spy)
+            say(f"py-spy over the drain ({profile_file}):\n{profile.summary(profile_file)}")
         time.sleep(2)  # the last day-close ticks
         rss = _memory(proc.pid, "VmRSS")
-        say("SIGKILL, then a restart with the same data directory…")
+        if restarts:
+            say("SIGKILL, then a restart with the same data directory…")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
@@ -288,7 +304,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-restarts", action="store_true", help="skip the two time-to-ready measurements"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the worker through each drain: raw stacks in DIR, a summary printed",
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     sizes = [Size.parse(s) for s in args.sizes.split(",") if s.strip()]
     port, redis_port = free_port(), free_port()
     broker, redis = start_broker(port), start_redis(redis_port)
@@ -305,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"redis://127.0.0.1:{redis_port}/0",
                         Path(tmp),
                         restarts=not args.no_restarts,
+                        profile_dir=args.profile,
                     )
                 )
                 say(table(results, args.days))

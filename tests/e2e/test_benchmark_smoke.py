@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.ingest import main
@@ -22,11 +24,17 @@ def test_ingest_benchmark_prints_its_figures(capsys: pytest.CaptureFixture[str])
     assert "p99" in out and "nan" not in out  # every live event reached /kpis
 
 
-def test_scale_benchmark_prints_a_row_per_size(capsys: pytest.CaptureFixture[str]) -> None:
+def test_scale_benchmark_prints_a_row_per_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from benchmarks.scale import main as scale
 
-    scale(["--sizes", "300x2", "--days", "10", "--no-restarts"])  # restarts cost ~20 s
-    out = capsys.readouterr().out
+    # restarts cost ~20 s; the profile is py-spy's record of the drain
+    scale(["--sizes", "300x2", "--days", "10", "--no-restarts", "--profile", str(tmp_path)])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert (tmp_path / "profile-300x2.txt").is_file()
+    assert "py-spy over the drain" in captured.err
     assert "changelog B/ev" in out and "ready kill s" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["300"]
