@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import add_contribution, contribution
+from stream_app.kpi.contribution import add_contribution
 from stream_app.kpi.customer_cache import CustomerCache, Histories
 from stream_app.kpi.day_index import DayIndex
 from stream_app.kpi.days import month_of, month_start
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
-from stream_app.kpi.terms import KpiTerms, merge
+from stream_app.kpi.terms import KpiTerms
 
 
 class KpiPartition:
@@ -98,7 +98,10 @@ class KpiPartition:
         the first close, every customer's contribution."""
         params, closed = self.params, self.closed_day
         if closed is None or day < closed:
-            return merge(contribution(h, day, params) for h in self.customers.values())
+            every = KpiTerms()
+            for history in self.customers.values():
+                add_contribution(every, history, day, params)
+            return every
         since_close = self.touched_between(closed, day)
         if since_close is None:  # the last closed day is always remembered
             raise AssertionError(f"day {closed} closed and already pruned")
@@ -163,7 +166,7 @@ class KpiPartition:
         recomputed from every history."""
         part = cls(params, closed_day, customers)
         if closed_day is not None:  # stored histories were pruned up to this close at most
-            part.pruned_before = closed_day - params.history_days
+            part.pruned_before = part.customers.prune_before = closed_day - params.history_days
         recompute = closed_day is not None and terms is None
         if terms is not None:
             part.terms = terms.copy()
