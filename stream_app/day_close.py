@@ -309,5 +309,5 @@ class DayCloser:
         terms = merge(t for _, _, t in previews.values())
         count = sum(c for _, c, _ in previews.values())
         await self.store.publish_current(
-            self.document(terms, day, final=False, watermark=watermark), day, count, now
+            self.document(terms, day, final=False, watermark=watermark), day, count, now, watermark
         )

@@ -88,6 +88,12 @@ def version(day: int, count: int) -> str:
     return f"{day + 10**6:08d}{count:016d}"
 
 
+def current_version(day: int, count: int, watermark_ms: int) -> str:
+    """The current document's: by day, count, then watermark (the watermark moves
+    without new events when a source goes idle, and the document shows it)."""
+    return f"{version(day, count)}{watermark_ms + 10**15:016d}"
+
+
 def encode_terms(terms: KpiTerms) -> bytes:
     return orjson.dumps(terms_to_json(terms))
 
@@ -246,12 +252,19 @@ class ServingStore:
         return out
 
     async def publish_current(
-        self, document: dict[str, Any], day: int, count: int, at_ms: int = 0
+        self,
+        document: dict[str, Any],
+        day: int,
+        count: int,
+        at_ms: int = 0,
+        watermark_ms: int = 0,
     ) -> bool:
-        """Replace the current KPIs unless a newer version is already there.
-        ``at_ms`` (wall clock) marks the snapshot as confirmed current then, even
-        when it did not change: its age tells a stalled day close from a quiet stream."""
-        args: list[Encodable] = [version(day, count), "doc", orjson.dumps(document)]
+        """Replace the current KPIs unless a newer version (day, count, watermark)
+        is already there. ``at_ms`` (wall clock) marks the snapshot as confirmed
+        current then, even when it did not change: its age tells a stalled day close
+        from a quiet stream."""
+        newer_than = current_version(day, count, watermark_ms)
+        args: list[Encodable] = [newer_than, "doc", orjson.dumps(document)]
         newer = bool(await self._set_if_newer(keys=[self.key("current")], args=args))
         await self.r.hset(self.key("current"), "at", at_ms)
         return newer

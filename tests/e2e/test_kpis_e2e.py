@@ -221,21 +221,33 @@ def refilled_after_redis_loss(cluster: Cluster, worker: WorkerHandle) -> None:
     client.close()
     lost = time.monotonic()
 
-    def served_again() -> bool:
+    def not_served_again() -> str | None:
+        """None once served again, else what is not (yet)."""
         try:  # the day list first: 400 whole documents are a heavy request
             listed = worker.get(f"/kpis/history?from={min(kept)}&to={max(kept)}&fields=as_of")
             if not listed["days"] or listed["days"][-1] != max(kept):
-                return False
+                return f"final days listed up to {listed['days'][-1:]}, not {max(kept)}"
             days, now = history(worker), worker.get("/kpis")
-        except OSError:  # 404 / 503 while empty
-            return False
+        except OSError as exc:  # 404 / 503 while empty
+            return f"not answering: {exc}"
         # days may still close meanwhile, and the oldest kept ones then leave
-        same_days = all(days.get(d) == doc for d, doc in kept.items() if d >= min(days))
-        return same_days and (now == current or now["as_of"] > current["as_of"])
+        for d, doc in kept.items():
+            if d >= min(days) and days.get(d) != doc:
+                return f"day {d} served as {days.get(d)}, was {doc}"
+        moved_on = now["as_of"] > current["as_of"] or (
+            now["as_of"] == current["as_of"]
+            and without_watermark(now) == without_watermark(current)
+            and now["watermark"] >= current["watermark"]  # a source may go idle meanwhile
+        )
+        if not moved_on:
+            return f"the open day served as {now}, was {current}"
+        return None
 
     deadline = time.monotonic() + 120
-    while not served_again():
-        assert time.monotonic() < deadline, f"not served again after 120 s\n{worker.log_tail()}"
+    while (missing := not_served_again()) is not None:
+        assert time.monotonic() < deadline, (
+            f"not served again after 120 s: {missing}\n{worker.log_tail()}"
+        )
         time.sleep(0.2)
     took = time.monotonic() - lost
     print(f"{len(kept)} final days and the open day served again {took:.1f} s after the loss")

@@ -33,6 +33,10 @@ async def test_current_never_goes_back_to_an_older_version(store: ServingStore) 
     assert await store.current() == {"as_of": "c"}
     assert await store.publish_current({"as_of": "d"}, day=101, count=0)  # a new day
     assert await store.current() == {"as_of": "d"}
+    # the watermark moved without a new event (a source went idle): shown, never undone
+    assert await store.publish_current({"as_of": "e"}, day=101, count=0, watermark_ms=5)
+    assert not await store.publish_current({"as_of": "f"}, day=101, count=0, watermark_ms=4)
+    assert await store.current() == {"as_of": "e"}
 
 
 async def test_final_day_only_rises_and_the_first_one_is_kept(store: ServingStore) -> None:
