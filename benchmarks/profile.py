@@ -18,23 +18,33 @@ OURS = ("stream_app/", "agents/", "tables/")
 
 
 def record(pid: int, out: Path, rate: int = 50) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` into ``out`` until ``stop`` (SIGINT)."""
+    """py-spy sampling ``pid`` into ``out`` until ``stop`` (SIGINT); returns once
+    it samples (it says so first), so a short drain is not missed."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     cmd = [spy, "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "-o", str(out)]
-    return subprocess.Popen(
-        [*cmd, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [*cmd, "--nonblocking"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    # "py-spy> Sampling process ..." first, or why it cannot
+    line = proc.stdout.readline() if proc.stdout is not None else b""
+    if b"Sampling" not in line:
+        proc.communicate(timeout=10)
+        raise RuntimeError(f"py-spy could not sample pid {pid}: {line.decode().strip()}")
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
     try:
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)  # reads what it says at exit, closes the pipe
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.communicate()
 
 
 def summary(path: Path, top: int = 12) -> str:
+    if not path.is_file():
+        return f"{path}: no samples written (the drain ended before py-spy's first)"
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0

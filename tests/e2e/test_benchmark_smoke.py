@@ -33,7 +33,7 @@ def test_scale_benchmark_prints_a_row_per_size(
     scale(["--sizes", "300x2", "--days", "10", "--no-restarts", "--profile", str(tmp_path)])
     captured = capsys.readouterr()
     out = captured.out
-    assert (tmp_path / "profile-300x2.txt").is_file()
+    assert (tmp_path / "profile-300x2.txt").is_file()  # py-spy sampled the whole drain
     assert "py-spy over the drain" in captured.err
     assert "changelog B/ev" in out and "ready kill s" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
