@@ -31,6 +31,9 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream_app.kpi.days import from_date, to_date
 from stream_app.kpi.meta import terms_from_json, terms_to_json
@@ -115,7 +118,14 @@ class ServingStore:
 
     @classmethod
     def connect(cls, url: str, app_id: str, history_days: int) -> ServingStore:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # A pooled connection Redis closed (a restart) fails its next command:
+        # reconnect and send it again, twice at most. Commands here are idempotent
+        # (set-if-newer, HSETNX, raise-to-max scripts). Timeouts are not retried: a
+        # stalled Redis must not hold a request three times as long.
+        retry = Retry(
+            ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,)
+        )
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=retry)
         return cls(client, app_id, history_days)
 
     def key(self, name: str) -> str:

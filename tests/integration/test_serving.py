@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from loyalty_pulse_dev.processes import free_port, stop
+from loyalty_pulse_dev.redis_server import start_redis
 from stream_app.kpi.terms import KpiTerms, from_flat
 from stream_app.kpi.watermarks import PartitionTime
 from stream_app.serving import ServingStore
@@ -105,3 +108,19 @@ async def test_history_keeps_the_most_recent_days_and_answers_ranges(store: Serv
     assert await store.final(104) == {"day": 104}
     assert [d["day"] for d in await store.history(103, 104)] == [103, 104]
     assert await store.history(90, 95) == []
+
+
+async def test_a_connection_redis_closed_is_reopened_not_reported() -> None:
+    """After a Redis restart every pooled connection is dead: the next command on
+    one reconnects and is sent again instead of failing (a view answered 503)."""
+    port = free_port()
+    server = start_redis(port)
+    store = ServingStore.connect(f"redis://127.0.0.1:{port}/0", "restart", 400)
+    try:
+        await asyncio.gather(*(store.current() for _ in range(4)))  # 4 pooled connections
+        stop(server)
+        server = start_redis(port)
+        assert [await store.current() for _ in range(4)] == [None] * 4
+    finally:
+        await store.close()
+        stop(server)
