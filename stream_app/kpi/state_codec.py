@@ -25,8 +25,9 @@ STATE_VERSION = 5
 LEGACY_JSON_VERSIONS = (1, 2, 3, 4)
 
 
-class _Layout(msgspec.Struct, array_like=True):
-    """Version 5, field by field (the order is the format: append, never reorder)."""
+class _Head(msgspec.Struct, array_like=True):
+    """The leading fields of version 5: enough to read a first purchase day
+    (msgspec ignores the rest of the array)."""
 
     version: int
     purchases: int
@@ -38,6 +39,11 @@ class _Layout(msgspec.Struct, array_like=True):
     recent_ids: dict[int, int]  # id_digest -> occurred_ms
     applied_offsets: dict[str, int]
     first_purchase_day: int | None
+
+
+class _Layout(_Head, array_like=True):
+    """Version 5, field by field: the head's, then these (append, never reorder)."""
+
     second_purchase_day: int | None
     first_event_day: int | None
     carried_points: int
@@ -45,21 +51,6 @@ class _Layout(msgspec.Struct, array_like=True):
     store_days: dict[int, dict[str, list[int]]]
     redemption_days: dict[int, list[int]]
     enrolled: list[tuple[int, int, str, str, str]]
-
-
-class _Head(msgspec.Struct, array_like=True):
-    """The leading fields of version 5 (msgspec ignores the rest of the array)."""
-
-    version: int
-    purchases: int
-    enrollments: int
-    redemptions: int
-    revenue_minor: int
-    points_earned: int
-    points_redeemed: int
-    recent_ids: dict[int, int]
-    applied_offsets: dict[str, int]
-    first_purchase_day: int | None
 
 
 _encoder = msgspec.msgpack.Encoder()
