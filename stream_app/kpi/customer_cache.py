@@ -211,12 +211,6 @@ class Histories:
         """The history if it is decoded now, else None (its record is pruned when read)."""
         return self._cache.decoded_history(customer)
 
-    def __contains__(self, customer: object) -> bool:
-        return customer in self._cache
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
     def items(self) -> Iterator[tuple[str, CustomerHistory]]:
         return ((c, s.history) for c, s in self._cache.items())
 

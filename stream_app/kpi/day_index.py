@@ -45,9 +45,6 @@ class DayIndex:
     def __iter__(self) -> Iterator[int]:
         return iter(self._days)
 
-    def __len__(self) -> int:
-        return len(self._days)
-
     @property
     def bytes(self) -> int:
         return sum(len(entries) for entries in self._days.values())
