@@ -7,10 +7,24 @@ machine-readable reason code (see `REASON_CODES`) and one human sentence.
 `dead_letter_record` renders a rejection as the JSON written to the
 dead-letter topic.
 
-It is pure (stdlib + orjson, no I/O, no clock: the caller passes `now_ms`)
-and sits on the hot path, so the happy path avoids exceptions, regexes and
-`Decimal` (except for the float -> minor-units conversion).  `decode` never
-raises, whatever the bytes.
+It is pure (stdlib, msgspec and orjson, no I/O, no clock: the caller passes
+`now_ms`) and sits on the hot path, so the happy path avoids exceptions,
+regexes and `Decimal` (except for the float -> minor-units conversion).
+`decode` never raises, whatever the bytes.
+
+Two routes, one verdict.  A value that is ASCII and at most 4 KiB is first
+parsed by msgspec into a typed struct per event type (C: types, required
+fields, unknown fields skipped), then its values are range-checked; when
+anything there fails, the value takes the checked route below (orjson, then
+the field checks in their fixed order), which alone decides the reason.  The
+fast route only accepts what the checked route accepts, with the same event:
+ASCII rules out invalid UTF-8 in skipped fields (msgspec does not check it),
+4 KiB rules out integer literals over 4300 digits (orjson and the stdlib
+refuse them; msgspec skips them), msgspec refuses lone surrogate escapes as
+orjson does, and nests at most Python's recursion limit (below orjson's 1024).
+``tests/unit/test_contract.py`` holds the two routes to the same outcome.
+A typical purchase: 3.4 µs against 6.1 µs before (1.3 µs of it the RFC 3339
+parse, still Python), with timeit on the 2-core development machine.
 
 Fields are checked in a fixed order, so a multiply-broken event always gets
 the same reason: event_id, customer_id, occurred_at (type, syntax, validity,
@@ -51,8 +65,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import Any, ClassVar, NoReturn, TypeAlias
+from typing import Annotated, Any, ClassVar, NoReturn, TypeAlias
 
+import msgspec
 import orjson
 
 __all__ = [
@@ -66,6 +81,7 @@ __all__ = [
     "Rejected",
     "dead_letter_record",
     "decode",
+    "decode_checked",
     "decode_object",
 ]
 
@@ -78,9 +94,11 @@ class EventType(enum.StrEnum):
     REDEMPTION = "redemption"
 
 
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    """An accepted purchase; money in integer minor units of the currency."""
+class Purchase(msgspec.Struct, frozen=True):
+    """An accepted purchase; money in integer minor units of the currency.
+
+    The events are frozen msgspec structs: built ~10x faster than frozen
+    dataclasses (~0.1 µs against ~1.1 µs), once per record."""
 
     event_id: str
     customer_id: str
@@ -93,8 +111,7 @@ class Purchase:
     type: ClassVar[EventType] = EventType.PURCHASE
 
 
-@dataclass(frozen=True, slots=True)
-class Enrollment:
+class Enrollment(msgspec.Struct, frozen=True):
     """An accepted enrollment of a customer into the program or control group."""
 
     event_id: str
@@ -106,8 +123,7 @@ class Enrollment:
     type: ClassVar[EventType] = EventType.ENROLLMENT
 
 
-@dataclass(frozen=True, slots=True)
-class Redemption:
+class Redemption(msgspec.Struct, frozen=True):
     """An accepted redemption of points; reward value in minor units if given."""
 
     event_id: str
@@ -228,6 +244,17 @@ def decode(
     event_type: EventType, value: bytes | None, now_ms: int, config: ContractConfig
 ) -> Event | Rejected:
     """Decode one record value of `event_type`'s topic; never raises."""
+    if value is not None and len(value) <= _FAST_MAX_BYTES and value.isascii():
+        event = _decode_fast(event_type, value, now_ms, config)
+        if event is not None:
+            return event
+    return decode_checked(event_type, value, now_ms, config)
+
+
+def decode_checked(
+    event_type: EventType, value: bytes | None, now_ms: int, config: ContractConfig
+) -> Event | Rejected:
+    """``decode`` by the checked route only (orjson, then each field in order)."""
     if value is None:
         return Rejected(
             "null_value", f"The record value is null (a tombstone), not a {event_type} event."
@@ -377,6 +404,104 @@ def _common(obj: dict[str, Any], now_ms: int, config: ContractConfig) -> tuple[s
 
 
 # --------------------------------------------------------------------------
+# the fast route: msgspec structs, then the same value checks (module docstring)
+
+_FAST_MAX_BYTES = 4096
+# msgspec counts a string's length in characters, as _check_str does
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+_Short = Annotated[str, msgspec.Meta(max_length=_MAX_SHORT_CHARS)]
+_Points = Annotated[int, msgspec.Meta(ge=0, le=_MAX_POINTS)]
+
+
+class _PurchaseWire(msgspec.Struct):
+    event_id: _Id
+    customer_id: _Id
+    occurred_at: str | int
+    amount: float | int
+    order_id: _Id | None = None
+    currency: str | None = None
+    channel: str | None = None
+    store_id: _Short | None = None
+    points_earned: _Points | None = None
+
+
+class _EnrollmentWire(msgspec.Struct):
+    event_id: _Id
+    customer_id: _Id
+    occurred_at: str | int
+    cohort: str | None = None
+    tier: _Short | None = None
+    program: _Short | None = None
+
+
+class _RedemptionWire(msgspec.Struct):
+    event_id: _Id
+    customer_id: _Id
+    occurred_at: str | int
+    points: Annotated[int, msgspec.Meta(ge=1, le=_MAX_POINTS)]
+    reward_value: float | int | None = None
+    reward_id: _Short | None = None
+
+
+_PURCHASE_WIRE = msgspec.json.Decoder(_PurchaseWire)
+_ENROLLMENT_WIRE = msgspec.json.Decoder(_EnrollmentWire)
+_REDEMPTION_WIRE = msgspec.json.Decoder(_RedemptionWire)
+
+
+def _decode_fast(
+    event_type: EventType, value: bytes, now_ms: int, config: ContractConfig
+) -> Event | None:
+    """The event, or None for the checked route to decide (any refusal here)."""
+    try:
+        if event_type is EventType.PURCHASE:
+            return _fast_purchase(_PURCHASE_WIRE.decode(value), now_ms, config)
+        if event_type is EventType.ENROLLMENT:
+            return _fast_enrollment(_ENROLLMENT_WIRE.decode(value), now_ms, config)
+        return _fast_redemption(_REDEMPTION_WIRE.decode(value), now_ms, config)
+    except (msgspec.DecodeError, RecursionError, _Reject):  # ValidationError is a DecodeError
+        return None
+
+
+def _fast_purchase(wire: _PurchaseWire, now_ms: int, config: ContractConfig) -> Event:
+    currency, points = wire.currency, wire.points_earned
+    if currency is not None and currency != config.currency:
+        raise _Reject("currency_mismatch", "")  # the checked route says why
+    return Purchase(
+        wire.event_id,
+        wire.customer_id,
+        _check_occurred(wire.occurred_at, now_ms, config.future_skew_ms),
+        _check_money("amount", wire.amount, config.minor_digits),
+        wire.event_id if wire.order_id is None else wire.order_id,
+        "unknown" if wire.channel is None else _check_channel(wire.channel),
+        wire.store_id,
+        0 if points is None else points,
+    )
+
+
+def _fast_enrollment(wire: _EnrollmentWire, now_ms: int, config: ContractConfig) -> Event:
+    return Enrollment(
+        wire.event_id,
+        wire.customer_id,
+        _check_occurred(wire.occurred_at, now_ms, config.future_skew_ms),
+        "member" if wire.cohort is None else _check_cohort(wire.cohort),
+        wire.tier,
+        wire.program,
+    )
+
+
+def _fast_redemption(wire: _RedemptionWire, now_ms: int, config: ContractConfig) -> Event:
+    reward = wire.reward_value
+    return Redemption(
+        wire.event_id,
+        wire.customer_id,
+        _check_occurred(wire.occurred_at, now_ms, config.future_skew_ms),
+        wire.points,
+        None if reward is None else _check_money("reward_value", reward, config.minor_digits),
+        wire.reward_id,
+    )
+
+
+# --------------------------------------------------------------------------
 # field checks (each returns the clean value or raises _Reject)
 
 
@@ -422,22 +547,26 @@ def _optional_str(obj: dict[str, Any], field: str, min_len: int, max_len: int) -
 
 def _channel(obj: dict[str, Any]) -> str:
     value = obj.get("channel")
-    if value is None:
-        return "unknown"
-    value = _check_str("channel", value, 1, _MAX_CHANNEL_CHARS)
-    if value.strip(_CHANNEL_CHARS):  # something outside [a-z0-9_-] remains
+    return "unknown" if value is None else _check_channel(value)
+
+
+def _check_channel(value: Any) -> str:
+    channel = _check_str("channel", value, 1, _MAX_CHANNEL_CHARS)
+    if channel.strip(_CHANNEL_CHARS):  # something outside [a-z0-9_-] remains
         raise _Reject(
             "invalid_format:channel",
-            f"Field 'channel' is {_show(value)}; it must be 1 to 32 characters of "
+            f"Field 'channel' is {_show(channel)}; it must be 1 to 32 characters of "
             "a-z, 0-9, '_' or '-'.",
         )
-    return value
+    return channel
 
 
 def _cohort(obj: dict[str, Any]) -> str:
     value = obj.get("cohort")
-    if value is None:
-        return "member"
+    return "member" if value is None else _check_cohort(value)
+
+
+def _check_cohort(value: Any) -> str:
     if type(value) is str and (value == "member" or value == "control"):
         return value
     if not isinstance(value, str):
@@ -477,6 +606,14 @@ def _integer(obj: dict[str, Any], field: str, low: int, high: int, *, required: 
 
 def _money(obj: dict[str, Any], field: str, minor_digits: int, *, required: bool) -> int | None:
     value: Any = obj.get(field)
+    if value is None:
+        if required:
+            _absent(obj, field)
+        return None
+    return _check_money(field, value, minor_digits)
+
+
+def _check_money(field: str, value: Any, minor_digits: int) -> int:
     kind = type(value)
     if kind is float:
         if 0.0 <= value <= 1e9:  # False for NaN and +-inf too
@@ -486,10 +623,6 @@ def _money(obj: dict[str, Any], field: str, minor_digits: int, *, required: bool
         if 0 <= value <= _MAX_MONEY:
             return int(value * 10**minor_digits)
         _out_of_range(field, value, "0..1e9")
-    if value is None:
-        if required:
-            _absent(obj, field)
-        return None
     return _wrong_type(field, "a number", value)
 
 
@@ -522,6 +655,12 @@ def _is_overflowed_integer(value: float) -> bool:
 
 def _occurred_ms(obj: dict[str, Any], now_ms: int, skew_ms: int) -> int:
     value: Any = obj.get("occurred_at")
+    if value is None:
+        _absent(obj, "occurred_at")
+    return _check_occurred(value, now_ms, skew_ms)
+
+
+def _check_occurred(value: Any, now_ms: int, skew_ms: int) -> int:
     kind = type(value)
     if kind is str:
         ms = _parse_rfc3339(value)
@@ -529,8 +668,6 @@ def _occurred_ms(obj: dict[str, Any], now_ms: int, skew_ms: int) -> int:
         ms = value
         if ms < _MIN_MS or ms > _MAX_MS:
             _bad_timestamp(value, "epoch milliseconds outside years 1..9999")
-    elif value is None:
-        _absent(obj, "occurred_at")
     elif kind is float and _is_overflowed_integer(value):
         _bad_timestamp(value, "epoch milliseconds outside years 1..9999")
     else:

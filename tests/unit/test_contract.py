@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -23,8 +23,10 @@ from stream_app.contract import (
     Purchase,
     Redemption,
     Rejected,
+    _decode_fast,
     dead_letter_record,
     decode,
+    decode_checked,
     decode_object,
 )
 
@@ -179,7 +181,7 @@ def test_other_currency_config() -> None:
 
 def test_events_are_frozen() -> None:
     result = decode(E, raw(E), NOW, CFG)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         result.cohort = "control"  # type: ignore[misc]
 
 
@@ -709,7 +711,7 @@ def check_result(result: Any, now: int = NOW, config: ContractConfig = CFG) -> N
         return
     assert 1 <= len(result.event_id) <= 128 and 1 <= len(result.customer_id) <= 128
     assert result.occurred_ms <= now + config.future_skew_ms
-    orjson.dumps(dataclasses.asdict(result))  # every string is valid text
+    orjson.dumps(msgspec.structs.asdict(result))  # every string is valid text
     if isinstance(result, Purchase):
         assert 0 <= result.amount_minor <= 10**9 * 10**config.minor_digits
         assert result.points_earned >= 0
@@ -814,6 +816,100 @@ def test_fuzz_valid_ish_objects(obj: dict[str, Any]) -> None:
             via_bytes = decode(event_type, payload, NOW, CFG)
             check_result(via_bytes)
             assert outcome(via_bytes) == outcome(direct)
+
+
+# --------------------------------------------------------------------------
+# the fast route (msgspec) agrees with the checked route
+
+
+def both_routes(value: bytes | None, now: int = NOW) -> None:
+    """decode (fast route first) and decode_checked give the same result."""
+    for event_type in EventType:
+        assert decode(event_type, value, now, CFG) == decode_checked(event_type, value, now, CFG)
+
+
+def test_the_fast_route_takes_typical_events() -> None:
+    full = {
+        P: raw(P, order_id="o-1", currency="USD", channel="web", store_id="s-1", points_earned=5),
+        E: raw(E, cohort="control", tier="gold", program="p"),
+        R: raw(R, reward_value=2.5, reward_id="r-1"),
+    }
+    for event_type in EventType:
+        for value in (raw(event_type), full[event_type]):
+            fast = _decode_fast(event_type, value, NOW, CFG)
+            assert fast is not None and fast == decode_checked(event_type, value, NOW, CFG)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        raw(P, amount=-0.0),
+        raw(P, amount=10**9),
+        raw(P, amount=2.675),
+        raw(P, amount=True),
+        raw(P, points_earned=5.0),
+        raw(P, points_earned=2**53 + 1),
+        raw(P, channel="web\n"),
+        raw(P, channel=""),
+        raw(P, currency="usd"),
+        raw(P, store_id=""),
+        raw(P, store_id="s" * 65),
+        raw(P, order_id=""),
+        raw(E, cohort="vip"),
+        raw(E, tier="t" * 65),
+        raw(R, points=0),
+        raw(R, reward_value=1e10),
+        raw(P, event_id="e" * 129),
+        raw(P, event_id="\u00e9" * 128),
+        raw(P, occurred_at=NOW + 300_001),
+        raw(P, occurred_at="2024-05-01T09:00:00"),
+        json.dumps(event(P, occurred_at=2**64)).encode(),
+        b'{"event_id":"e","event_id":"f","customer_id":"c","occurred_at":1,"amount":1}',
+        b'{"event\\u005fid":"e","customer_id":"c","occurred_at":1,"amount":1}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":"\\ud800"}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":"\\udc00"}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":1e400}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1e400}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":' + b"9" * 4000 + b"}",
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":' + b"9" * 4400 + b"}",
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":"\xff"}',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1} \n',
+        b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1}x',
+        b'\xef\xbb\xbf{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1}',
+    ],
+)
+def test_the_fast_route_agrees_on_edge_cases(value: bytes) -> None:
+    both_routes(value)
+
+
+@pytest.mark.parametrize("depth", [900, 990, 1000, 1023, 1024, 1025, 1500])
+def test_the_fast_route_agrees_on_deep_nesting(depth: int) -> None:
+    nested = b"[" * depth + b"]" * depth
+    both_routes(b'{"event_id":"e","customer_id":"c","occurred_at":1,"amount":1,"x":%s}' % nested)
+
+
+@FUZZ
+@given(JSON_VALUES)
+def test_fuzz_the_fast_route_agrees_on_arbitrary_json(value: Any) -> None:
+    both_routes(json.dumps(value).encode())  # ASCII, may hold NaN, huge ints, \ud800
+
+
+@FUZZ
+@given(VALID_ISH_OBJECTS, st.booleans())
+def test_fuzz_the_fast_route_agrees_on_valid_ish_objects(obj: dict[str, Any], ascii: bool) -> None:
+    try:
+        both_routes(json.dumps(obj, allow_nan=False, ensure_ascii=ascii).encode("utf-8", "replace"))
+    except ValueError:  # NaN / inf
+        return
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_the_fast_route_agrees_on_mutated_events(noise: bytes) -> None:
+    """A valid purchase with bytes spliced in at a drawn place."""
+    value = raw(P, channel="web", store_id="s-1", points_earned=3)
+    at = noise[0] % len(value) if noise else 0
+    both_routes(value[:at] + noise[1:] + value[at:])
 
 
 # --------------------------------------------------------------------------
