@@ -7,10 +7,47 @@ ratios come later (report.py).
 
 from __future__ import annotations
 
+from functools import cache
+
 from stream_app.kpi.days import month_of
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.terms import Activity, CohortTerms, Count, KpiTerms, Stats, WindowTerms
+
+# Parts of a contribution, as bits of ``parts``: bit i is the i-th of
+# params.all_windows, then the churn terms, then the rest (program, cohorts).
+CHURN = 1 << 30
+OTHER = 1 << 31
+ALL = -1  # every bit
+
+
+@cache
+def boundary_parts(params: KpiParams) -> dict[int, int]:
+    """For each offset b of params.boundaries, the parts of a customer's
+    contribution that can differ between as of D-1 and as of D because of an
+    event on day D - b (and no event on D):
+
+    - a window w's terms, when b = w: a purchase, a member enrollment or the
+      second purchase leaves it (each window counts days after D - w);
+    - the churn terms, when b is P (the period's start), T or T+1 (the
+      inactivity edge as of D and as of D-1), P+T-1 (the early-customer
+      look-back) or P+T (activity before the start);
+    - nothing else: segment, tier, points, "bought" and the cohort months move
+      only with an event on D itself (b = 0: every part), and a cohort row
+      leaves the report on a month's first day (engine.py visits those).
+    """
+    p, t = params.churn_period, params.inactivity
+    churn_offsets = {p, t, t + 1, p + t - 1, p + t}
+    windows = params.all_windows
+    parts: dict[int, int] = {}
+    for b in params.boundaries:
+        mask = ALL if b == 0 else 0
+        if b in churn_offsets:
+            mask |= CHURN
+        if b in windows:
+            mask |= 1 << windows.index(b)
+        parts[b] = mask
+    return parts
 
 
 def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
@@ -21,9 +58,15 @@ def contribution(h: CustomerHistory, day: int, params: KpiParams) -> KpiTerms:
 
 
 def add_contribution(
-    out: KpiTerms, h: CustomerHistory, day: int, params: KpiParams, sign: int = 1
+    out: KpiTerms,
+    h: CustomerHistory,
+    day: int,
+    params: KpiParams,
+    sign: int = 1,
+    parts: int = ALL,
 ) -> None:
-    """Add ``sign`` times the customer's terms as of ``day`` to ``out``, in place.
+    """Add ``sign`` times the customer's terms as of ``day`` to ``out``, in place;
+    only the ``parts`` named (bits above, ``boundary_parts``).
 
     One pass over the history; no object is made for the customer's own terms,
     only for groups ``out`` does not have yet (this runs twice for every touched
@@ -43,7 +86,7 @@ def add_contribution(
     bought = first is not None and first <= day
     # The customer's cohort row (spec §3.7), when it is one of the rows shown as of day.
     cohort = month_of(first) if first is not None and bought else None
-    if cohort is not None and cohort <= month_of(day) - params.cohort_months:
+    if cohort is not None and (not parts & OTHER or cohort <= month_of(day) - params.cohort_months):
         cohort = None
     by_month: dict[int, int] = {}  # months since the cohort's -> revenue then
     latest = latest_before = latest_at_start = None  # latest purchase day <= day, day-1, start
@@ -75,7 +118,7 @@ def add_contribution(
                 issued[i] += earned
                 _tally(by_channel[i], name, n, amount)
     by_store: list[dict[str, list[int]]] = [{} for _ in windows]
-    for d, stores in h.stores.items():
+    for d, stores in h.stores.items() if parts & ~(CHURN | OTHER) else ():
         if d > day:
             continue
         age = day - d
@@ -102,6 +145,8 @@ def add_contribution(
     second = h.second_purchase_day
     gap = None if second is None or second > day or first is None else second - first
     for i, w in enumerate(windows):
+        if not parts >> i & 1:
+            continue
         new_enrollment = enrolled is not None and enrolled >= day - w + 1
         if not (orders[i] or issued[i] or redeemed[i] or new_enrollment):
             continue
@@ -134,24 +179,27 @@ def add_contribution(
             window.unpriced_points += sign * unpriced[i]
         if new_enrollment:
             window.new_enrollments += sign
-    churn = out.churn
-    in_s = latest_at_start is not None and latest_at_start > start - t
-    in_e = latest is not None and latest > day - t
-    if in_s:
-        churn.customers_at_start += sign
-        churn.value_at_start += sign * base
-        if not in_e:
-            churn.churned += sign
-            churn.value_churned += sign * base
-    if in_e:
-        churn.active_at_end += sign
-    if first is not None and start < first <= day:
-        churn.new_customers += sign
-    was_active = latest_before is not None and latest_before > day - 1 - t
-    if was_active and not in_e:
-        churn.churned_on_day += sign
-    if known_since <= start - t + 1:
-        churn.early_customers += sign
+    if parts & CHURN:
+        churn = out.churn
+        in_s = latest_at_start is not None and latest_at_start > start - t
+        in_e = latest is not None and latest > day - t
+        if in_s:
+            churn.customers_at_start += sign
+            churn.value_at_start += sign * base
+            if not in_e:
+                churn.churned += sign
+                churn.value_churned += sign * base
+        if in_e:
+            churn.active_at_end += sign
+        if first is not None and start < first <= day:
+            churn.new_customers += sign
+        was_active = latest_before is not None and latest_before > day - 1 - t
+        if was_active and not in_e:
+            churn.churned_on_day += sign
+        if known_since <= start - t + 1:
+            churn.early_customers += sign
+    if not parts & OTHER:
+        return
     program = out.program
     if member:
         program.members_total += sign

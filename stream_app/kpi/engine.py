@@ -6,7 +6,10 @@ between D-1 and D: those with an event on a day D - b, b in params.boundaries
 (a window edge, the churn look-back, ...), and on the first of a month those
 whose cohort row leaves the report. For them the delta is
 contribution(D) - contribution(D-1), both computed from the current history:
-days up to D-1 are closed, so later events cannot have changed them.
+days up to D-1 are closed, so later events cannot have changed them. Only the
+parts of it that the boundary can move are computed (``boundary_parts``): a
+customer whose event 90 days ago leaves the 90-day window changes that
+window's terms and the churn terms, nothing else.
 
 Closing also prunes: days older than any view of an open day can look at are
 forgotten, by the histories and by the boundary index alike. A question about
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stream_app.contract import Event
-from stream_app.kpi.contribution import add_contribution
+from stream_app.kpi.contribution import OTHER, add_contribution, boundary_parts
 from stream_app.kpi.customer_cache import CustomerCache, Histories
 from stream_app.kpi.day_index import DayIndex
 from stream_app.kpi.days import month_of, month_start
@@ -71,10 +74,10 @@ class KpiPartition:
         params, terms = self.params, self.terms
         # Contributions as of the previous close are still exact: no event of a
         # closed day is added later, and later days do not count as of it.
-        for customer in self._touched(day):
+        for customer, parts in self._touched_parts(day).items():
             history = self.customers[customer]
-            add_contribution(terms, history, day - 1, params, -1)
-            add_contribution(terms, history, day, params)
+            add_contribution(terms, history, day - 1, params, -1, parts)
+            add_contribution(terms, history, day, params, 1, parts)
         self.closed_day = day
         self._prune(day)
         return self.terms.copy()
@@ -128,6 +131,18 @@ class KpiPartition:
             touched |= self.by_day.customers(day - b)
         if day == month_start(month_of(day)):
             touched |= self._cohort(month_of(day) - self.params.cohort_months)
+        return touched
+
+    def _touched_parts(self, day: int) -> dict[str, int]:
+        """The customers of ``_touched``, each with the parts of its contribution
+        that can differ between as of ``day`` - 1 and as of ``day``."""
+        touched: dict[str, int] = {}
+        for b, mask in boundary_parts(self.params).items():
+            for customer in self.by_day.customers(day - b):
+                touched[customer] = touched.get(customer, 0) | mask
+        if day == month_start(month_of(day)):
+            for customer in self._cohort(month_of(day) - self.params.cohort_months):
+                touched[customer] = touched.get(customer, 0) | OTHER
         return touched
 
     def _cohort(self, month: int) -> set[str]:
