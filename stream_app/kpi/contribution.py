@@ -75,11 +75,14 @@ def add_contribution(
     known_since = h.first_event_day
     if known_since is None or known_since > day:
         return  # nothing of the customer's as of day: every term is zero
-    segment, tier = h.segment_and_tier(day)
     windows = params.all_windows  # ascending
+    n_w = len(windows)
+    # (index, window) of the windows asked for, widest first: a day outside one
+    # is outside the narrower ones too
+    wanted = [(i, windows[i]) for i in range(n_w - 1, -1, -1) if parts >> i & 1]
+    segment, tier = h.segment_and_tier(day) if wanted or parts & OTHER else ("", "")
     p, t = params.churn_period, params.inactivity
     start = day - p
-    n_w = len(windows)
     orders, revenue, issued = [0] * n_w, [0] * n_w, [0] * n_w
     by_channel: list[dict[str, list[int]]] = [{} for _ in windows]
     first = h.first_purchase_day
@@ -106,35 +109,48 @@ def add_contribution(
         if cohort is not None:
             k = month_of(d) - cohort
             by_month[k] = by_month.get(k, 0) + sum(row[1] for row in channels.values())
+        in_base = at_start and d > start - t
         for name, (n, amount, earned) in channels.items():
             points += earned
-            if at_start and d > start - t:
+            if in_base:
                 base += amount
-            for i in range(n_w - 1, -1, -1):
-                if age >= windows[i]:
+            for i, w in wanted:
+                if age >= w:
                     break
                 orders[i] += n
                 revenue[i] += amount
                 issued[i] += earned
-                _tally(by_channel[i], name, n, amount)
+                by_name = by_channel[i]
+                row = by_name.get(name)
+                if row is None:
+                    by_name[name] = [n, amount]
+                else:
+                    row[0] += n
+                    row[1] += amount
     by_store: list[dict[str, list[int]]] = [{} for _ in windows]
-    for d, stores in h.stores.items() if parts & ~(CHURN | OTHER) else ():
+    for d, stores in h.stores.items() if wanted else ():
         if d > day:
             continue
         age = day - d
         for name, (n, amount) in stores.items():
-            for i in range(n_w - 1, -1, -1):
-                if age >= windows[i]:
+            for i, w in wanted:
+                if age >= w:
                     break
-                _tally(by_store[i], name, n, amount)
+                by_name = by_store[i]
+                row = by_name.get(name)
+                if row is None:
+                    by_name[name] = [n, amount]
+                else:
+                    row[0] += n
+                    row[1] += amount
     redeemed, reward, unpriced = [0] * n_w, [0] * n_w, [0] * n_w
     for d, (spent, reward_minor, without_value) in h.redemptions.items():
         if d > day:
             continue
         points -= spent
         age = day - d
-        for i in range(n_w - 1, -1, -1):
-            if age >= windows[i]:
+        for i, w in wanted:
+            if age >= w:
                 break
             redeemed[i] += spent
             reward[i] += reward_minor
@@ -144,9 +160,7 @@ def add_contribution(
     enrolled = max((e[0] for e in h.enrollments if e[3] == "member" and e[0] <= day), default=None)
     second = h.second_purchase_day
     gap = None if second is None or second > day or first is None else second - first
-    for i, w in enumerate(windows):
-        if not parts >> i & 1:
-            continue
+    for i, w in reversed(wanted):  # narrowest first: the order ``out`` lists them in
         new_enrollment = enrolled is not None and enrolled >= day - w + 1
         if not (orders[i] or issued[i] or redeemed[i] or new_enrollment):
             continue
@@ -214,26 +228,16 @@ def add_contribution(
         program.non_member_buyers += sign
     program.outstanding_points += sign * points
     if cohort is not None:
-        row = out.cohorts.get(cohort)
-        if row is None:
-            row = out.cohorts[cohort] = CohortTerms()
-        row.size += sign
+        cohort_row = out.cohorts.get(cohort)
+        if cohort_row is None:
+            cohort_row = out.cohorts[cohort] = CohortTerms()
+        cohort_row.size += sign
         for k, month_revenue in by_month.items():
-            month = row.months.get(k)
+            month = cohort_row.months.get(k)
             if month is None:
-                month = row.months[k] = Activity()
+                month = cohort_row.months[k] = Activity()
             month.active += sign
             month.revenue += sign * month_revenue
-
-
-def _tally(by_name: dict[str, list[int]], name: str, orders: int, revenue: int) -> None:
-    """Add one day's purchases of a channel or store (the customer counts once)."""
-    row = by_name.get(name)
-    if row is None:
-        by_name[name] = [orders, revenue]
-    else:
-        row[0] += orders
-        row[1] += revenue
 
 
 def _named(by_name: dict[str, Stats], name: str) -> Stats:
