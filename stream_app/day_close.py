@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,6 +70,10 @@ CLOSE_INTERVAL_SECONDS = 0.25
 # (~13 kB a day with 32 stores; kpi/partition.py caps the record's days and bytes
 # well under the producer's 1 MB request limit).
 MAX_DAYS_PER_TICK = 16
+# ... and for at most this long: a day's close grows with the customers who had
+# an event on a boundary day (at 5M customers ~1.4 s per partition and day), so a
+# tick stops closing once past it, with a day closed in every partition behind.
+CLOSE_BUDGET_SECONDS = 0.5
 # After previews costing t, the next ones wait FACTOR x t: previews take at most
 # a third of the CPU the pipeline needs while the stream is live (its watermark
 # within REPLAY_DELAY_MS of the clock), a thirteenth while it replays the past.
@@ -111,12 +115,15 @@ class DayCloser:
         spikes: SpikeMonitor | None = None,
         send_alert: SendAlert | None = None,
         metrics: WorkerMetrics | None = None,
+        backlog: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         """``save_meta`` writes a partition's meta behind what was written before it;
         ``flush`` waits until all of it is on the broker; ``results`` keeps
         final results before Redis gets them; ``lock`` is held while
         the views are read and the metas written (no other write in between);
-        ``spikes`` judges merged days and ``send_alert`` puts an alert on the broker."""
+        ``spikes`` judges merged days and ``send_alert`` puts an alert on the broker;
+        ``backlog``: the input partitions (source names) with records not read yet,
+        which no tick may take for idle."""
         self.settings = settings
         self.params = settings.kpi_params
         self.partition_count = settings.partitions
@@ -133,6 +140,7 @@ class DayCloser:
         self.spikes = spikes
         self.send_alert = send_alert
         self.metrics = metrics or WorkerMetrics()
+        self.backlog = backlog
         # partition -> what its last saved meta held: (closed day, unpublished, marks)
         self._saved: dict[int, tuple[Any, ...]] = {}
         self._previewed: dict[int, tuple[int, int]] = {}  # partition -> (day, count) published
@@ -181,9 +189,9 @@ class DayCloser:
         finals = await self.store.final_days()
         closed = 0
         async with self.lock:
+            self.pipeline.backlogged(self.backlog(), now)
             if finals is not None:
-                days = self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
-                closed = sum(len(d) for d in days.values())
+                closed = self._close(*finals)
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -212,6 +220,19 @@ class DayCloser:
         if self.spikes is not None and self.send_alert is not None:
             await self.spikes.check(await self.store.merged_through(), self.send_alert)
         await self._publish_current(watermark, now)
+
+    def _close(self, final: int, first: int) -> int:
+        """Close up to MAX_DAYS_PER_TICK days in every partition behind ``final``, a
+        day in each at a time, until CLOSE_BUDGET_SECONDS are spent; days closed."""
+        deadline = time.perf_counter() + CLOSE_BUDGET_SECONDS
+        closed = 0
+        for _ in range(MAX_DAYS_PER_TICK):
+            days = self.pipeline.close_through(final, first, 1)
+            step = sum(len(d) for d in days.values())
+            closed += step
+            if not step or time.perf_counter() >= deadline:
+                break
+        return closed
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed and flush; the views it holds.

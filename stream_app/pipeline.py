@@ -353,6 +353,14 @@ class Pipeline:
         key = keys.ledger_key(ledger_source, owner)
         return DeadLettered("late", key, ledger, payload, origin, event_type)
 
+    def backlogged(self, sources: Iterable[str], now: int) -> None:
+        """These input partitions have records not read yet: none of them is idle
+        (kpi/watermarks.py ``pending``), in any owned partition's view."""
+        pending = list(sources)
+        if pending:
+            for part in self.partitions.values():
+                part.watermarks.pending(pending, now)
+
     def settled(self) -> None:
         """Everything applied so far is in the table stores."""
         for part in self.partitions.values():

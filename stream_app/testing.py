@@ -26,6 +26,7 @@ from faust.serializers.codecs import Codec
 
 from agents.ingest import BatchIngest
 from stream_app.day_close import DayCloser
+from stream_app.keys import source_name
 from stream_app.kpi.days import now_ms
 from stream_app.pipeline import Pipeline, Record
 from stream_app.results_log import MemoryResultsLog, ResultsLog
@@ -56,13 +57,19 @@ class MemoryBroker:
         log = self.logs.setdefault((topic, partition), [])
         log.append(Record(topic, partition, len(log), key, value, tuple(headers)))
 
-    def ready(self, partitions: Iterable[int] | None = None) -> list[TopicPartition]:
-        """Topic partitions with records not read yet (of ``partitions`` only)."""
+    def ready(
+        self, partitions: Iterable[int] | None = None, topics: Iterable[str] | None = None
+    ) -> list[TopicPartition]:
+        """Topic partitions with records not read yet (of ``partitions`` and
+        ``topics`` only)."""
         wanted = None if partitions is None else set(partitions)
+        names = None if topics is None else set(topics)
         return sorted(
             tp
             for tp, log in self.logs.items()
-            if (wanted is None or tp[1] in wanted) and self.positions.get(tp, 0) < len(log)
+            if (wanted is None or tp[1] in wanted)
+            and (names is None or tp[0] in names)
+            and self.positions.get(tp, 0) < len(log)
         )
 
     def take(self, tp: TopicPartition) -> Record:
@@ -169,12 +176,23 @@ class MemoryWorker:
             self.results,
             clock=self.clock,
             lock=self.ingest.lock,
+            backlog=self.backlog,
         )
+
+    def backlog(self) -> list[str]:
+        """Owned input partitions with records not read yet."""
+        inputs = self.settings.topics.values()
+        return [source_name(t, p) for t, p in self.broker.ready(self.owned, inputs)]
+
+    def unread(self) -> list[TopicPartition]:
+        """Owned partitions of the topics this worker reads with records not read yet
+        (the dead letters and alerts it writes are for others)."""
+        return self.broker.ready(self.owned, self.ingest.topics)
 
     async def step(self, rng: random.Random, batch: int = 1) -> bool:
         """Read up to ``batch`` records of one owned partition chosen by ``rng`` and
         hand them to the ingest; False when nothing is left to read."""
-        ready = self.broker.ready(self.owned)
+        ready = self.unread()
         if not ready:
             return False
         tp = rng.choice(ready)

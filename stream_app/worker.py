@@ -26,6 +26,7 @@ from stream_app.alerts import AlertStore, SpikeMonitor
 from stream_app.app import new_app
 from stream_app.day_close import CLOSE_INTERVAL_SECONDS, DayCloser
 from stream_app.faust_adapter import FaustBroker
+from stream_app.keys import source_name
 from stream_app.metrics import WorkerMetrics
 from stream_app.pipeline import Pipeline
 from stream_app.results_log import KafkaResultsLog
@@ -71,6 +72,11 @@ def build(settings: Settings, end_markers: bool = False) -> Worker:
 
     # final results are kept in Kafka before Redis gets them; Redis is their cache
     results = KafkaResultsLog(settings, app.producer.send)
+
+    def backlog() -> list[str]:
+        lags = broker.lag(settings.topics.values())
+        return [source_name(topic, p) for (topic, p), lag in lags.items() if lag > 0]
+
     closer = DayCloser(
         settings,
         pipeline,
@@ -82,6 +88,7 @@ def build(settings: Settings, end_markers: bool = False) -> Worker:
         spikes=SpikeMonitor(settings, alerts, results=results),
         send_alert=send_alert,
         metrics=metrics,
+        backlog=backlog,
     )
     readiness = Readiness()
 

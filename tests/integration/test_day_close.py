@@ -78,7 +78,7 @@ async def run(
         for worker in workers:
             await worker.send_markers()
             await worker.tick()
-        if not progressed and not any(w.broker.ready(w.owned) for w in workers):
+        if not progressed and not any(w.unread() for w in workers):
             clock[0] += workers[0].settings.idle_timeout_seconds * 1000 + 1  # all idle now
             for _ in range(2):  # the last markers, then the last closes
                 for worker in workers:
@@ -265,3 +265,33 @@ async def test_a_rebalance_in_the_middle_of_a_tick_does_not_break_it(
     await store.raise_final_day(final + 3)  # every partition closes and publishes days
     await worker.closer.tick()
     assert worker.closer.status.errors == 0 and sorted(worker.pipeline.partitions) == [0]
+
+
+async def test_a_worker_busy_past_the_idle_timeout_keeps_its_backlog_on_time(
+    store: ServingStore, settings: Settings
+) -> None:
+    """A partition with records not read yet is not idle, however long ago the
+    worker last read from it: its days stay open until they are read. The small
+    topics of partition 0 are read to their ends, its purchases only begun, then
+    the worker is away for longer than the idle timeout (a long close, a pause)."""
+    lines = simulated(days=30, customers=300)
+    mine = [e for e in lines if partition_for(str(e["customer_id"]), PARTITIONS) == 0]
+    clock, broker = sleepy_clock(), MemoryBroker()
+    for event in mine:  # each on its owner's partition: nothing forwarded
+        broker.send(settings.topics[EventType(str(event["type"]))], 0, to_json_line(event))
+    worker = start_worker(settings, store, set(range(PARTITIONS)), clock, broker)
+    purchases = (settings.topic_purchases, 0)
+    for tp in [tp for tp in broker.logs if tp != purchases]:
+        await worker.ingest.handle([broker.take(tp) for _ in range(len(broker.logs[tp]))])
+    await worker.ingest.handle([broker.take(purchases) for _ in range(20)])
+    await worker.tick()
+    clock[0] += settings.idle_timeout_seconds * 1000 + 1  # busy, the backlog waiting
+    for _ in range(2):  # the final day raised (were it taken for idle), then closed
+        await worker.tick()
+    await run([worker], random.Random(3), clock)
+
+    assert worker.pipeline.rejected().get("late", 0) == 0
+    docs = await final_documents(store)
+    first_event_day, last_event_day = event_days(mine)
+    assert sorted(docs) == list(range(first_event_day, last_event_day - 1))
+    check_against_reference(settings, docs, applied_events(mine))

@@ -29,6 +29,15 @@ def test_idle_source_is_left_out_and_rejoins_when_it_speaks() -> None:
     assert w.low(now_ms=IDLE + 2) == 200
 
 
+def test_a_source_with_records_not_read_yet_is_not_idle() -> None:
+    w = SourceWatermarks(["a", "b"], IDLE, now_ms=0)
+    w.observe("a", 100, now_ms=0)
+    w.observe("b", 900, now_ms=0)
+    w.pending(["a", "unknown"], now_ms=IDLE + 1)  # "a" has a backlog: the reader was away
+    assert w.low(now_ms=IDLE + 1) == 100
+    assert w.low(now_ms=2 * IDLE + 2) == 900  # then read to its end and quiet: idle
+
+
 def test_all_idle_is_the_newest_data_so_a_finished_replay_closes_its_days() -> None:
     w = SourceWatermarks(["a", "b", "c"], IDLE, now_ms=0)
     w.observe("a", 100, now_ms=0)
