@@ -68,7 +68,10 @@ class Settings(BaseSettings):
     idle_timeout_seconds: int = Field(
         30,
         ge=1,
-        description="A partition with no record for this long stops holding back the watermark",
+        description=(
+            "A partition with no new record for this long (none unread) stops holding back "
+            "the watermark"
+        ),
     )
     windows_days: tuple[int, ...] = Field(
         (30, 90, 365), description="Rolling KPI windows in days (JSON list, e.g. [30,90,365])"
