@@ -413,10 +413,15 @@ _Short = Annotated[str, msgspec.Meta(max_length=_MAX_SHORT_CHARS)]
 _Points = Annotated[int, msgspec.Meta(ge=0, le=_MAX_POINTS)]
 
 
-class _PurchaseWire(msgspec.Struct):
+class _Wire(msgspec.Struct):
+    """The fields every event type has."""
+
     event_id: _Id
     customer_id: _Id
     occurred_at: str | int
+
+
+class _PurchaseWire(_Wire):
     amount: float | int
     order_id: _Id | None = None
     currency: str | None = None
@@ -425,19 +430,13 @@ class _PurchaseWire(msgspec.Struct):
     points_earned: _Points | None = None
 
 
-class _EnrollmentWire(msgspec.Struct):
-    event_id: _Id
-    customer_id: _Id
-    occurred_at: str | int
+class _EnrollmentWire(_Wire):
     cohort: str | None = None
     tier: _Short | None = None
     program: _Short | None = None
 
 
-class _RedemptionWire(msgspec.Struct):
-    event_id: _Id
-    customer_id: _Id
-    occurred_at: str | int
+class _RedemptionWire(_Wire):
     points: Annotated[int, msgspec.Meta(ge=1, le=_MAX_POINTS)]
     reward_value: float | int | None = None
     reward_id: _Short | None = None

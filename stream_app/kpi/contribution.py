@@ -120,13 +120,7 @@ def add_contribution(
                 orders[i] += n
                 revenue[i] += amount
                 issued[i] += earned
-                by_name = by_channel[i]
-                row = by_name.get(name)
-                if row is None:
-                    by_name[name] = [n, amount]
-                else:
-                    row[0] += n
-                    row[1] += amount
+                _tally(by_channel[i], name, n, amount)
     by_store: list[dict[str, list[int]]] = [{} for _ in windows]
     for d, stores in h.stores.items() if wanted else ():
         if d > day:
@@ -136,13 +130,7 @@ def add_contribution(
             for i, w in wanted:
                 if age >= w:
                     break
-                by_name = by_store[i]
-                row = by_name.get(name)
-                if row is None:
-                    by_name[name] = [n, amount]
-                else:
-                    row[0] += n
-                    row[1] += amount
+                _tally(by_store[i], name, n, amount)
     redeemed, reward, unpriced = [0] * n_w, [0] * n_w, [0] * n_w
     for d, (spent, reward_minor, without_value) in h.redemptions.items():
         if d > day:
@@ -238,6 +226,16 @@ def add_contribution(
                 month = cohort_row.months[k] = Activity()
             month.active += sign
             month.revenue += sign * month_revenue
+
+
+def _tally(by_name: dict[str, list[int]], name: str, orders: int, revenue: int) -> None:
+    """Add one day's purchases of a channel or store (the customer counts once)."""
+    row = by_name.get(name)
+    if row is None:
+        by_name[name] = [orders, revenue]
+    else:
+        row[0] += orders
+        row[1] += revenue
 
 
 def _named(by_name: dict[str, Stats], name: str) -> Stats:
