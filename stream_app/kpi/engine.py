@@ -126,16 +126,11 @@ class KpiPartition:
         return self.pruned_before is None or oldest_needed >= self.pruned_before
 
     def _touched(self, day: int) -> set[str]:
-        touched: set[str] = set()
-        for b in self.params.boundaries:
-            touched |= self.by_day.customers(day - b)
-        if day == month_start(month_of(day)):
-            touched |= self._cohort(month_of(day) - self.params.cohort_months)
-        return touched
+        return set(self._touched_parts(day))
 
     def _touched_parts(self, day: int) -> dict[str, int]:
-        """The customers of ``_touched``, each with the parts of its contribution
-        that can differ between as of ``day`` - 1 and as of ``day``."""
+        """The customers whose contribution can differ between as of ``day`` - 1
+        and as of ``day``, each with the parts of it that can."""
         touched: dict[str, int] = {}
         for b, mask in boundary_parts(self.params).items():
             for customer in self.by_day.customers(day - b):
