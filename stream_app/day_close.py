@@ -70,10 +70,6 @@ CLOSE_INTERVAL_SECONDS = 0.25
 # (~13 kB a day with 32 stores; kpi/partition.py caps the record's days and bytes
 # well under the producer's 1 MB request limit).
 MAX_DAYS_PER_TICK = 16
-# ... and for at most this long: a day's close grows with the customers who had
-# an event on a boundary day (at 5M customers ~1.4 s per partition and day), so a
-# tick stops closing once past it, with a day closed in every partition behind.
-CLOSE_BUDGET_SECONDS = 0.5
 # After previews costing t, the next ones wait FACTOR x t: previews take at most
 # a third of the CPU the pipeline needs while the stream is live (its watermark
 # within REPLAY_DELAY_MS of the clock), a thirteenth while it replays the past.
@@ -191,7 +187,8 @@ class DayCloser:
         async with self.lock:
             self.pipeline.backlogged(self.backlog(), now)
             if finals is not None:
-                closed = self._close(*finals)
+                days = self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
+                closed = sum(len(d) for d in days.values())
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -220,19 +217,6 @@ class DayCloser:
         if self.spikes is not None and self.send_alert is not None:
             await self.spikes.check(await self.store.merged_through(), self.send_alert)
         await self._publish_current(watermark, now)
-
-    def _close(self, final: int, first: int) -> int:
-        """Close up to MAX_DAYS_PER_TICK days in every partition behind ``final``, a
-        day in each at a time, until CLOSE_BUDGET_SECONDS are spent; days closed."""
-        deadline = time.perf_counter() + CLOSE_BUDGET_SECONDS
-        closed = 0
-        for _ in range(MAX_DAYS_PER_TICK):
-            days = self.pipeline.close_through(final, first, 1)
-            step = sum(len(d) for d in days.values())
-            closed += step
-            if not step or time.perf_counter() >= deadline:
-                break
-        return closed
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed and flush; the views it holds.
