@@ -249,7 +249,7 @@ def run_size(
     restarts: bool = True,
     profile_dir: Path | None = None,
 ) -> Result:
-    app_id = f"scale-{size.customers}"
+    app_id = f"scale-{size.customers}x{size.per_customer}"  # topics of its own per size
     settings = Settings(
         broker=broker,
         app_id=app_id,
