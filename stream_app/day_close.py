@@ -187,7 +187,8 @@ class DayCloser:
         async with self.lock:
             self.pipeline.backlogged(self.backlog(), now)
             if finals is not None:
-                closed = await self._close(*finals)
+                days = self.pipeline.close_through(*finals, MAX_DAYS_PER_TICK)
+                closed = sum(len(d) for d in days.values())
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -216,22 +217,6 @@ class DayCloser:
         if self.spikes is not None and self.send_alert is not None:
             await self.spikes.check(await self.store.merged_through(), self.send_alert)
         await self._publish_current(watermark, now)
-
-    async def _close(self, final: int, first: int) -> int:
-        """Make ``final`` final in every owned partition, at most MAX_DAYS_PER_TICK
-        more days each, one day at a time: between two days the event loop
-        answers views and probes (a day of millions of customers takes seconds).
-        How many days closed. The caller holds ``lock``: no batch interleaves."""
-        closed = 0
-        for number, part in sorted(self.pipeline.partitions.items()):
-            for _ in range(MAX_DAYS_PER_TICK):
-                if self.pipeline.partitions.get(number) is not part:
-                    break  # revoked meanwhile
-                if not part.close_through(final, first, 1):
-                    break
-                closed += 1
-                await asyncio.sleep(0)
-        return closed
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed and flush; the views it holds.

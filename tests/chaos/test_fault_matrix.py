@@ -75,7 +75,7 @@ from tests.malformed import CASES, line, malformed_event, missing_customer
 from tests.oracle import expected_totals, observed
 from tests.unit.test_kpi_engine import assert_same, reference_params
 
-RATE = int(os.environ.get("CHAOS_RATE") or 900)  # records a second while the stream flows
+RATE = int(os.environ.get("CHAOS_RATE") or 450)  # records a second while the stream flows
 CHUNK = 90  # records sent and acknowledged at a time
 LAG_S = 3.0  # caught up: every event acknowledged this long ago is applied
 MERGED_BEHIND_DAYS = 6  # caught up: the final days are merged this close to the stream

@@ -6,8 +6,6 @@ being away for a while."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import random
 import uuid
 from datetime import UTC, datetime
@@ -297,43 +295,3 @@ async def test_a_worker_busy_past_the_idle_timeout_keeps_its_backlog_on_time(
     first_event_day, last_event_day = event_days(mine)
     assert sorted(docs) == list(range(first_event_day, last_event_day - 1))
     check_against_reference(settings, docs, applied_events(mine))
-
-
-async def test_a_tick_closing_many_days_lets_the_event_loop_run_between_them(
-    store: ServingStore, settings: Settings
-) -> None:
-    """A day of millions of customers takes seconds to close: views and probes
-    must not wait for every day a tick closes, only for the one being closed."""
-    lines = simulated(days=30, customers=300)
-    rng, clock, broker = random.Random(4), sleepy_clock(), MemoryBroker()
-    publish(settings, broker, lines, random.Random(1))
-    worker = start_worker(settings, store, set(range(PARTITIONS)), clock, broker)
-    while not worker.closer.status.final_day:
-        await run_some(worker, rng, clock)
-    final = worker.closer.status.final_day
-    await store.raise_final_day(final + 12)
-
-    turns = 0  # another task's turns on the event loop
-    seen: list[int] = []  # its turns so far, at each day closed
-    for part in worker.pipeline.partitions.values():
-        close = part.close_through
-
-        def counted(*args: Any, _close: Any = close) -> Any:
-            days = _close(*args)
-            if days:
-                seen.append(turns)
-            return days
-
-        part.close_through = counted  # type: ignore[method-assign]
-
-    async def other_task() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_task())
-    await worker.closer.tick()
-    other.cancel()
-    assert len(seen) >= 2 * PARTITIONS, seen  # several days in every partition
-    assert all(a < b for a, b in itertools.pairwise(seen)), seen
