@@ -221,7 +221,13 @@ class ServingStore:
         return None if raw is None else dict(orjson.loads(raw))
 
     async def history(self, first: int, last: int) -> list[dict[str, Any]]:
-        """Final days in [first, last], oldest first."""
+        """Final days in [first, last], oldest first: of the newest ``history_days``
+        only (a tick keeps the days it merges, then trims: in between, a read
+        would see more)."""
+        newest = await self.r.zrange(self.key("history:days"), -1, -1, withscores=True)
+        if not newest:
+            return []
+        first = max(first, int(newest[0][1]) - self.history_days + 1)
         names = await self.r.zrangebyscore(self.key("history:days"), first, last)
         if not names:
             return []

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from loyalty_pulse_dev.processes import free_port, stop
@@ -108,6 +109,18 @@ async def test_history_keeps_the_most_recent_days_and_answers_ranges(store: Serv
     assert await store.final(104) == {"day": 104}
     assert [d["day"] for d in await store.history(103, 104)] == [103, 104]
     assert await store.history(90, 95) == []
+
+
+async def test_history_shows_the_newest_days_only_while_a_merge_trims(
+    store: ServingStore,
+) -> None:
+    """A tick keeps every day it merges, then trims: a read in between sees only
+    the newest ``history_days``."""
+    for day in (10, 11, 12, 13, 14):
+        await store.keep_final(day, orjson.dumps({"as_of": day}))
+    assert [doc["as_of"] for doc in await store.history(0, 100)] == [12, 13, 14]
+    assert [doc["as_of"] for doc in await store.history(0, 12)] == [12]
+    assert await store.kept_days() == [10, 11, 12, 13, 14]  # not trimmed yet
 
 
 async def test_a_connection_redis_closed_is_reopened_not_reported() -> None:
