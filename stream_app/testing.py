@@ -19,7 +19,7 @@ commit, as with Faust. No Faust app, no network but the serving store's.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from faust.serializers.codecs import Codec
@@ -110,16 +110,11 @@ class MemoryWriter:
 
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
-        self._puts: list[tuple[MemoryTable, bytes, bytes | None]] = []
+        self._puts: list[tuple[MemoryTable, bytes, bytes]] = []
         self._sends: list[Send] = []
 
     def put(self, table: Any, partition: int, key: Any, value: Any) -> None:
-        self.put_all(table, partition, [(key, value)])
-
-    def put_all(self, table: Any, partition: int, entries: Sequence[tuple[Any, Any]]) -> None:
-        for key, value in entries:
-            raw = None if value is None else table.value_codec.dumps(value)
-            self._puts.append((table, table.key_codec.dumps(key), raw))
+        self._puts.append((table, table.key_codec.dumps(key), table.value_codec.dumps(value)))
 
     async def send(
         self,
@@ -135,10 +130,7 @@ class MemoryWriter:
         puts, self._puts = self._puts, []
         sends, self._sends = self._sends, []
         for table, raw_key, raw_value in puts:
-            if raw_value is None:
-                table.data.pop(raw_key, None)
-            else:
-                table.data[raw_key] = raw_value
+            table.data[raw_key] = raw_value
         for topic, partition, value, headers, key in sends:
             self.broker.send(topic, partition, value, headers, key)
 
