@@ -61,6 +61,9 @@ def publish(
         broker.send(topics[str(event["type"])], partition, to_json_line(event))
 
 
+QUIET_MS = 60_000
+
+
 async def run(
     workers: list[MemoryWorker], rng: random.Random, clock: list[int], crash_at: int | None = None
 ) -> None:
@@ -81,6 +84,10 @@ async def run(
         if not progressed and not any(w.unread() for w in workers):
             clock[0] += workers[0].settings.idle_timeout_seconds * 1000 + 1  # all idle now
             for _ in range(2):  # the last markers, then the last closes
+                # A quiet minute between rounds: the open-day preview is throttled
+                # by its wall-clock cost, and a tick of the live worker runs every
+                # second, so a slow preview only delays the last one.
+                clock[0] += QUIET_MS
                 for worker in workers:
                     await worker.send_markers()
                     await worker.tick()
