@@ -93,8 +93,12 @@ def build(settings: Settings, end_markers: bool = False) -> Worker:
     readiness = Readiness()
 
     async def close_days() -> None:
-        if readiness.recovered:  # state recovered for the partitions this worker owns
-            await closer.tick()
+        # state recovered for the partitions this worker owns; a tick that stopped
+        # on its time budget is followed by the next at once, after a yield
+        more = True
+        while more and readiness.recovered:
+            more = await closer.tick()
+            await asyncio.sleep(0)
 
     every(app, CLOSE_INTERVAL_SECONDS, "close_days", close_days)
     follow_assignment(app, broker, settings, pipeline, ingest.lock, readiness)

@@ -11,10 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from loyalty_pulse_dev.processes import free_port
 from loyalty_pulse_dev.simulator import SimulationConfig, event_time_ms, generate, to_json_line
+from stream_app import day_close
 from stream_app.contract import Event, EventType, decode
 from stream_app.kpi.days import to_date
+from stream_app.kpi.partition import PartitionState
 from stream_app.pipeline import partition_for
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
@@ -158,6 +162,47 @@ async def test_two_workers_serve_the_reference_kpis_of_every_final_day(
     assert sorted(docs) == list(range(first_event_day, last_event_day - 1))  # lateness 1 day
     assert sorted(docs) == list(range(min(docs), max(docs) + 1))  # no gaps
     assert sum(w.pipeline.rejected().get("late", 0) for w in workers) == 0
+    check_against_reference(settings, docs, applied_events(lines))
+    check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
+
+
+async def test_a_tick_out_of_time_closes_one_day_and_the_next_goes_on(
+    store: ServingStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no time budget a tick closes one day of one partition and says more
+    is ready; the ticks that follow at once close the rest, and every final day
+    still matches the reference."""
+    monkeypatch.setattr(day_close, "CLOSE_BUDGET_S", 0.0)
+    lines = simulated(days=30, customers=300)
+    rng, clock, broker = random.Random(4), sleepy_clock(), MemoryBroker()
+    publish(settings, broker, lines, rng)
+    worker = start_worker(settings, store, set(range(PARTITIONS)), clock, broker)
+    closed = [0]  # partition-days closed so far
+    real_close = PartitionState.close_through
+
+    def close_through(part: PartitionState, *args: Any) -> list[tuple[int, Any]]:
+        days = real_close(part, *args)
+        closed[0] += len(days)
+        return days
+
+    monkeypatch.setattr(PartitionState, "close_through", close_through)
+    steps: list[tuple[int, bool]] = []  # per tick: partition-days closed, more
+    real_tick = worker.closer.tick
+
+    async def tick() -> bool:
+        before = closed[0]
+        more = await real_tick()
+        steps.append((closed[0] - before, more))
+        return more
+
+    worker.closer.tick = tick  # type: ignore[method-assign]
+    await run([worker], rng, clock)
+
+    assert (1, True) in steps  # stopped on the budget after one day
+    assert all(days <= 1 for days, more in steps if more)
+    docs = await final_documents(store)
+    first_event_day, last_event_day = event_days(lines)
+    assert sorted(docs) == list(range(first_event_day, last_event_day - 1))
     check_against_reference(settings, docs, applied_events(lines))
     check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
 
