@@ -19,8 +19,10 @@ commit, as with Faust. No Faust app, no network but the serving store's.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
 
 from faust.serializers.codecs import Codec
 
@@ -33,7 +35,7 @@ from stream_app.results_log import MemoryResultsLog, ResultsLog
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
 from tables import codecs
-from tables.state import StateTables
+from tables.state import RawPartition, StateTables
 
 TopicPartition = tuple[str, int]
 
@@ -95,14 +97,63 @@ class MemoryTable:
         for key, value in self.data.items():
             yield self.key_codec.loads(key), self.value_codec.loads(value)
 
+    def write(self, partition: int, raw_key: bytes, raw_value: bytes) -> None:
+        self.data[raw_key] = raw_value
 
-def memory_tables(partitions: int) -> StateTables:
-    customers = MemoryTable(codecs.StateKeyCodec(), codecs.CustomerCodec())
+
+class StoredMemoryTable(MemoryTable):
+    """A table as a RocksDB store holds it: raw records per partition, read
+    lazily (``tables.state.CustomerRecords``) instead of decoded at a restore."""
+
+    def __init__(self, key_codec: Codec, value_codec: Codec) -> None:
+        super().__init__(key_codec, value_codec)
+        self.partitions: dict[int, dict[bytes, bytes]] = {}
+
+    def write(self, partition: int, raw_key: bytes, raw_value: bytes) -> None:
+        super().write(partition, raw_key, raw_value)
+        self.partitions.setdefault(partition, {})[raw_key] = raw_value
+
+    def partition(self, number: int) -> MemoryPartition:
+        return MemoryPartition(self.partitions.setdefault(number, {}))
+
+
+class MemoryPartition:
+    """``tables.state.RawPartition`` over a dict: keys in order, as RocksDB's."""
+
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return sorted(self.data.items())
+
+
+@dataclass(frozen=True)
+class StoredMemoryTables(StateTables):
+    """Tables whose customers a restore reads lazily, as from RocksDB: customers
+    are decoded when used and evicted past the cache limit."""
+
+    def stored(self, number: int) -> RawPartition | None:
+        return cast(StoredMemoryTable, self.customers).partition(number)
+
+
+def memory_tables(partitions: int, stored: bool = False) -> StateTables:
+    """``stored``: the customers as a RocksDB store keeps them (``StoredMemoryTables``)."""
+    codecs.register()  # a stored table's restore reads meta records by codec name
+    kind = StoredMemoryTable if stored else MemoryTable
+    customers = kind(codecs.StateKeyCodec(), codecs.CustomerCodec())
     rejections = MemoryTable(codecs.Utf8Codec(), codecs.LedgerCodec())
-    return StateTables(customers, rejections, partitions)  # type: ignore[arg-type]
+    tables = StoredMemoryTables if stored else StateTables
+    return tables(customers, rejections, partitions)  # type: ignore[arg-type]
 
 
 Send = tuple[str, int, bytes | None, tuple[tuple[str, bytes], ...], bytes | None]
+
+
+class Killed(Exception):
+    """The process died (kill -9) while its writes were reaching the broker."""
 
 
 class MemoryWriter:
@@ -110,11 +161,20 @@ class MemoryWriter:
 
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
-        self._puts: list[tuple[MemoryTable, bytes, bytes]] = []
+        self._puts: list[tuple[MemoryTable, int, bytes, bytes]] = []
         self._sends: list[Send] = []
+        self._kill: random.Random | None = None
+
+    def kill_in_next_settle(self, rng: random.Random) -> None:
+        """The next ``settle`` dies midway: of what it has for each changelog and
+        topic partition, a prefix chosen by ``rng`` reaches the broker (a
+        partition's records arrive in order, partitions independently); then it
+        raises ``Killed``."""
+        self._kill = rng
 
     def put(self, table: Any, partition: int, key: Any, value: Any) -> None:
-        self._puts.append((table, table.key_codec.dumps(key), table.value_codec.dumps(value)))
+        raw_key, raw_value = table.key_codec.dumps(key), table.value_codec.dumps(value)
+        self._puts.append((table, partition, raw_key, raw_value))
 
     async def send(
         self,
@@ -129,13 +189,34 @@ class MemoryWriter:
     async def settle(self) -> None:
         puts, self._puts = self._puts, []
         sends, self._sends = self._sends, []
-        for table, raw_key, raw_value in puts:
-            table.data[raw_key] = raw_value
+        rng, self._kill = self._kill, None
+        if rng is not None:
+            puts = _prefixes(puts, lambda put: (id(put[0]), put[1]), rng)
+            sends = _prefixes(sends, lambda send: (send[0], send[1]), rng)
+        for table, partition, raw_key, raw_value in puts:
+            table.write(partition, raw_key, raw_value)
         for topic, partition, value, headers, key in sends:
             self.broker.send(topic, partition, value, headers, key)
+        if rng is not None:
+            raise Killed("killed while settling")
 
     def lose_unsettled(self) -> None:
         self._puts, self._sends = [], []
+
+
+def _prefixes(
+    items: list[Any], partition: Callable[[Any], Hashable], rng: random.Random
+) -> list[Any]:
+    """A random prefix of each partition's items, in the order given."""
+    counts = Counter(partition(item) for item in items)
+    cuts = {p: rng.randint(0, n) for p, n in counts.items()}
+    kept: list[Any] = []
+    for item in items:
+        p = partition(item)
+        if cuts[p] > 0:
+            cuts[p] -= 1
+            kept.append(item)
+    return kept
 
 
 class MemoryWorker:
@@ -159,6 +240,7 @@ class MemoryWorker:
         self.clock = clock
         self.tables = tables or memory_tables(settings.partitions)
         self.acked: dict[TopicPartition, int] = {}  # read and handled, not yet committed
+        self.kills = 0
         self.start()
 
     def start(self) -> None:
@@ -201,6 +283,17 @@ class MemoryWorker:
         await self.ingest.handle(records)
         self.acked[tp] = records[-1].offset + 1  # only now may it be committed
         return True
+
+    async def kill_mid_batch(self, rng: random.Random, batch: int = 50) -> None:
+        """kill -9 while a batch of up to ``batch`` records is being written (a
+        random part of its writes arrives), then a restart."""
+        self.kills += 1
+        self.writer.kill_in_next_settle(rng)
+        try:
+            await self.step(rng, batch)
+        except Killed:
+            pass
+        self.crash_and_restart()
 
     async def send_markers(self) -> None:
         await self.ingest.send_markers()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.serializers import codecs as faust_codecs
 from faust.types import TableT
 
-from stream_app.faust_adapter import StoredPartition, stored_partition
+from stream_app.faust_adapter import stored_partition
 from stream_app.keys import (
     CLOSED_TERMS,
     META_KEY_PREFIX,
@@ -37,11 +37,20 @@ TABLE_NAMES = (CUSTOMERS, REJECTIONS)
 partition per input partition (stream_app/state_layout.py checks their counts)."""
 
 
+class RawPartition(Protocol):
+    """One partition of a table store, keys and values as the table's
+    serializers wrote them; ``items`` in key order."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
 class CustomerRecords:
     """One partition's customer records in a RocksDB table store, as stored
     (stream_app/kpi/customer_cache.py reads them; keys are customer ids in UTF-8)."""
 
-    def __init__(self, store: StoredPartition) -> None:
+    def __init__(self, store: RawPartition) -> None:
         self._store = store
 
     def get(self, customer: str) -> bytes | None:
@@ -59,6 +68,11 @@ class StateTables:
     rejections: TableT[str, RejectionLedger]
     partition_count: int
 
+    def stored(self, number: int) -> RawPartition | None:
+        """Partition ``number`` of the customers' store when it is read raw from
+        disk (RocksDB), else None (the memory store holds decoded values)."""
+        return stored_partition(self.customers, number)
+
     def load(self, numbers: Iterable[int]) -> dict[int, PartitionContent]:
         """What the recovered tables hold for these partitions. From a RocksDB
         store, the partition meta only: customers are read from the store when
@@ -67,7 +81,7 @@ class StateTables:
         content = {n: PartitionContent() for n in wanted}
         decoded = False
         for number in wanted:
-            store = stored_partition(self.customers, number)
+            store = self.stored(number)
             if store is None:
                 decoded = True
                 continue

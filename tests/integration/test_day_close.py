@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,8 @@ from stream_app.kpi.partition import PartitionState
 from stream_app.pipeline import partition_for
 from stream_app.serving import ServingStore
 from stream_app.settings import Settings
-from stream_app.testing import MemoryBroker, MemoryWorker
+from stream_app.testing import MemoryBroker, MemoryWorker, memory_tables
+from tables.state import StateTables
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import assert_same, reference_params
 
@@ -69,9 +71,14 @@ QUIET_MS = 60_000
 
 
 async def run(
-    workers: list[MemoryWorker], rng: random.Random, clock: list[int], crash_at: int | None = None
+    workers: list[MemoryWorker],
+    rng: random.Random,
+    clock: list[int],
+    crash_at: Collection[int] = (),
 ) -> None:
-    """Interleave the workers at random; markers and ticks as the timers would run them."""
+    """Interleave the workers at random; markers and ticks as the timers would run
+    them. At each step of ``crash_at`` the last worker is killed mid-batch and
+    restarts."""
     steps = 0
     while True:
         progressed = False
@@ -80,8 +87,8 @@ async def run(
             progressed |= await worker.step(rng)
             steps += 1
             clock[0] += 1
-            if crash_at is not None and steps == crash_at:
-                workers[-1].crash_and_restart()
+            if steps in crash_at:
+                await workers[-1].kill_mid_batch(rng)
         for worker in workers:
             await worker.send_markers()
             await worker.tick()
@@ -207,6 +214,37 @@ async def test_a_tick_out_of_time_closes_one_day_and_the_next_goes_on(
     check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
 
 
+def stored_tables() -> StateTables:
+    return memory_tables(PARTITIONS, stored=True)
+
+
+async def test_customers_read_from_the_store_through_a_small_cache_survive_kills(
+    store: ServingStore, settings: Settings
+) -> None:
+    """Customers restored as a RocksDB store holds them, read when used and
+    evicted past a cache of four per partition, with the worker of partitions 2
+    and 3 killed five times while a batch's writes reach the broker: every final
+    day and the open day as the reference."""
+    settings = settings.model_copy(update={"state_cache_customers": 4 * PARTITIONS})
+    lines = simulated(days=40, customers=400)
+    rng, clock, broker = random.Random(21), sleepy_clock(), MemoryBroker()
+    publish(settings, broker, lines, random.Random(6))
+    workers = [
+        MemoryWorker(settings, broker, store, owned, lambda: clock[0], stored_tables())
+        for owned in ({0, 1}, {2, 3})
+    ]
+    await run(workers, rng, clock, crash_at={len(lines) * k // 6 for k in range(1, 6)})
+
+    assert workers[-1].kills == 5
+    assert workers[-1].pipeline.partitions[2].customers.decodes > 0  # read from the store
+    docs = await final_documents(store)
+    first_event_day, last_event_day = event_days(lines)
+    assert sorted(docs) == list(range(first_event_day, last_event_day - 1))
+    assert sum(w.pipeline.rejected().get("late", 0) for w in workers) == 0
+    check_against_reference(settings, docs, applied_events(lines))
+    check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
+
+
 async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
     store: ServingStore, settings: Settings
 ) -> None:
@@ -219,7 +257,7 @@ async def test_one_worker_a_crash_and_an_absent_redis_give_the_same_history(
         start_worker(settings, store, {0, 1}, clock, two),
         start_worker(settings, store, {2, 3}, clock, two),
     ]
-    await run(pair, rng, clock, crash_at=len(lines) // 2)
+    await run(pair, rng, clock, crash_at={len(lines) // 2})
     with_crash = await final_documents(store)
     _, last_event_day = event_days(lines)
     check_open_day(settings, await store.current(), applied_events(lines), last_event_day)
