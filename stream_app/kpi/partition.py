@@ -18,7 +18,6 @@ from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.meta import ClosedTerms, PartitionMeta, terms_to_json
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.kpi.state_codec import encode_state
 from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
 from stream_app.kpi.watermarks import SourceWatermarks
@@ -258,7 +257,7 @@ class PartitionState:
         as of the closed day are ``closed_terms`` when they name that day, else
         recomputed from every customer."""
         cache = self.customers = CustomerCache(self._cache_limit, records)
-        cache.load((c, v if isinstance(v, bytes) else encode_state(v)) for c, v in customers)
+        cache.load(customers)
         self.ledgers = dict(ledgers)
         self._preview = PreviewCache(self._preview_min_tracked)
         if meta is not None:
