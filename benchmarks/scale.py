@@ -4,10 +4,10 @@ For each size (N customers x E events each over D days) on an embedded broker
 and a Redis of its own, from one run: events/s of one worker draining the
 backlog and of a raw aiokafka consume+decode baseline over the same records,
 their ratio, the worker's RSS after the drain, bytes on disk per customer,
-changelog bytes written per input event, and the time to ready after a
-SIGKILL and restart with the same data directory, then after a restart with
-an empty one (state restored from the changelog alone). Not a test: figures
-depend on the machine. ``benchmarks/ingest.py`` measures latency.
+changelog bytes written per input event (the embedded broker's end markers
+apart), and the time to ready after a SIGKILL and restart with the same data
+directory, then after a restart with an empty one (state restored from the
+changelog alone). Not a test: figures depend on the machine. ``benchmarks/ingest.py`` measures latency.
 
     python -m benchmarks.scale                         # 22k, 300k and 1M customers
     python -m benchmarks.scale --sizes 5000x4 --days 30
@@ -44,6 +44,7 @@ from loyalty_pulse_dev.processes import stop as stop_process
 from loyalty_pulse_dev.redis_server import start_redis
 from stream_app.contract import EventType
 from stream_app.kafka_security import client_kwargs
+from stream_app.keys import END_MARKER_KEY
 from stream_app.producer import EventSender
 from stream_app.settings import Settings
 from tables.state import TABLE_NAMES
@@ -72,6 +73,7 @@ class Result:
     rss: int
     disk_per_customer: float
     changelog_per_event: float
+    markers_per_event: float  # the embedded broker's end markers, not in the above
     ready_after_kill: float | None  # None: not measured (--no-restarts)
     ready_from_changelog: float | None
 
@@ -164,8 +166,10 @@ async def produce(settings: Settings, records: Iterable[tuple[EventType, bytes, 
         raise RuntimeError(f"{sender.failed} events were not produced: {sender.first_error}")
 
 
-async def changelog_bytes(settings: Settings) -> int:
-    """Key and value bytes of every record in the app's changelog topics."""
+async def changelog_bytes(settings: Settings) -> tuple[int, int]:
+    """Key and value bytes of the records in the app's changelog topics: the
+    tables' own, and the embedded broker's end markers (``END_MARKER_KEY``; a
+    worker on Apache Kafka writes none)."""
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings), group_id=None, enable_auto_commit=False, max_poll_records=10_000
     )
@@ -179,12 +183,17 @@ async def changelog_bytes(settings: Settings) -> int:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        total = 0
+        tables = markers = 0
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for records in batches.values():
-                total += sum(len(r.key or b"") + len(r.value or b"") for r in records)
-        return total
+                for r in records:
+                    size = len(r.key or b"") + len(r.value or b"")
+                    if r.key == END_MARKER_KEY:
+                        markers += size
+                    else:
+                        tables += size
+        return tables, markers
     finally:
         await consumer.stop()
 
@@ -294,7 +303,7 @@ def run_size(
         shutil.rmtree(state_dir)
         from_changelog = time_to_ready(settings, workdir, len(records))
     say("the changelog's bytes, and the consume+decode baseline…")
-    written = asyncio.run(changelog_bytes(settings))
+    written, markers = asyncio.run(changelog_bytes(settings))
     base = asyncio.run(baseline(settings, len(records)))
     return Result(
         size=size,
@@ -304,6 +313,7 @@ def run_size(
         rss=rss,
         disk_per_customer=on_disk / size.customers,
         changelog_per_event=written / len(records),
+        markers_per_event=markers / len(records),
         ready_after_kill=after_kill,
         ready_from_changelog=from_changelog,
     )
@@ -316,7 +326,8 @@ def say(text: str) -> None:
 def table(results: list[Result], days: int) -> str:
     head = (
         f"{'customers':>10} {'events':>10} {'worker/s':>9} {'baseline/s':>10} {'ratio':>6} "
-        f"{'RSS MiB':>8} {'disk B/cust':>11} {'changelog B/ev':>14} {'ready kill s':>12} "
+        f"{'RSS MiB':>8} {'disk B/cust':>11} {'changelog B/ev':>14} {'markers B/ev':>12} "
+        f"{'ready kill s':>12} "
         f"{'ready empty s':>13}"
     )
     lines = [f"one worker, {days} days of events; each row one run", head]
@@ -325,6 +336,7 @@ def table(results: list[Result], days: int) -> str:
             f"{r.size.customers:>10,} {r.events:>10,} {r.worker_rate:>9,.0f} "
             f"{r.baseline_rate:>10,.0f} {r.worker_rate / r.baseline_rate:>6.3f} "
             f"{r.rss / 2**20:>8,.0f} {r.disk_per_customer:>11,.0f} {r.changelog_per_event:>14,.0f} "
+            f"{r.markers_per_event:>12,.0f} "
             f"{_seconds(r.ready_after_kill):>12} {_seconds(r.ready_from_changelog):>13}"
         )
     lines.append(f"python {sys.version.split()[0]}, cpus {os.cpu_count()}")

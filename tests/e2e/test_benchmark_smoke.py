@@ -35,7 +35,7 @@ def test_scale_benchmark_prints_a_row_per_size(
     out = captured.out
     assert (tmp_path / "profile-300x2.txt").is_file()  # py-spy sampled the whole drain
     assert "py-spy over the drain" in captured.err
-    assert "changelog B/ev" in out and "ready kill s" in out
+    assert "changelog B/ev" in out and "markers B/ev" in out and "ready kill s" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["300"]
     for row in rows:
