@@ -7,7 +7,8 @@ their ratio, the worker's RSS after the drain, bytes on disk per customer,
 changelog bytes written per input event (the embedded broker's end markers
 apart), and the time to ready after a SIGKILL and restart with the same data
 directory, then after a restart with an empty one (state restored from the
-changelog alone). Not a test: figures depend on the machine. ``benchmarks/ingest.py`` measures latency.
+changelog alone). Not a test: figures depend on the machine.
+``benchmarks/ingest.py`` measures latency.
 
     python -m benchmarks.scale                         # 22k, 300k and 1M customers
     python -m benchmarks.scale --sizes 5000x4 --days 30

@@ -412,6 +412,11 @@ class StoredPartition:
         db = self._store._db_for_partition(self._partition)
         return cast(Iterator[tuple[bytes, bytes]], db.items(from_key=start))
 
+    def keys_from(self, start: bytes) -> Iterator[bytes]:
+        """Every key from ``start`` on, in key order."""
+        db = self._store._db_for_partition(self._partition)
+        return cast(Iterator[bytes], db.keys(from_key=start))
+
 
 def stored_partition(table: TableT[Any, Any], partition: int) -> StoredPartition | None:
     """``partition`` of a table's RocksDB store; None for another store."""

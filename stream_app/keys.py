@@ -170,6 +170,7 @@ class MetaKey:
 
 DAY_KEY_MARK = b"\xff"
 _DAY_OFFSET = 2**31  # days as unsigned 32 bits, in order
+DAY_BYTES = 4  # the day at the end of a DayKey
 
 
 @dataclass(frozen=True, slots=True)

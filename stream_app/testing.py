@@ -140,6 +140,9 @@ class MemoryPartition:
     def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
         return iter([(k, v) for k, v in sorted(self.data.items()) if k >= start])
 
+    def keys_from(self, start: bytes) -> Iterator[bytes]:
+        return iter([k for k in sorted(self.data) if k >= start])
+
 
 @dataclass(frozen=True)
 class StoredMemoryTables(StateTables):

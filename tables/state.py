@@ -18,6 +18,7 @@ from faust.types import TableT
 from stream_app.faust_adapter import stored_partition
 from stream_app.keys import (
     CLOSED_TERMS,
+    DAY_BYTES,
     DAY_KEY_MARK,
     META_KEY_PREFIX,
     DayKey,
@@ -54,6 +55,10 @@ class RawPartition(Protocol):
         """Every key from ``start`` on, in key order, with its value."""
         ...
 
+    def keys_from(self, start: bytes) -> Iterator[bytes]:
+        """Every key from ``start`` on, in key order."""
+        ...
+
 
 class CustomerRecords:
     """One partition's customer records in a RocksDB table store, as stored
@@ -75,6 +80,19 @@ class CustomerRecords:
             if not key.startswith(prefix):
                 return
             yield day_of_key(key, size), value
+
+    def day_keys(self) -> Iterator[tuple[str, int]]:
+        """(customer, day) of every day record, from the keys alone (one scan; a
+        customer's days are adjacent, so its id is decoded once)."""
+        prefix, size, customer = b"", 0, ""
+        for key in self._store.keys_from(DAY_KEY_MARK):
+            if not (size and key.startswith(prefix)):
+                decoded = DayKey.decode(key)
+                if decoded is None:
+                    continue
+                customer, size = decoded.customer, len(key) - DAY_BYTES
+                prefix = key[:size]
+            yield customer, day_of_key(key, size)
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         """Every customer's head record (day records sort after every other key)."""

@@ -34,6 +34,7 @@ from typing import Protocol
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.state_codec import (
+    decode_head,
     decode_state,
     decode_stored,
     encode_state,
@@ -51,6 +52,10 @@ class Records(Protocol):
 
     def items(self) -> Iterable[tuple[str, bytes]]:
         """Every customer's head record."""
+        ...
+
+    def day_keys(self) -> Iterable[tuple[str, int]]:
+        """(customer, day) of every day record, from the keys alone."""
         ...
 
 
@@ -124,6 +129,19 @@ class CustomerCache:
         for customer, state in hot.items():  # new since the store was last written
             if customer not in stored:
                 yield customer, state
+
+    def heads(self) -> Iterator[tuple[str, CustomerState]]:
+        """Every stored customer from its head alone, pruned as a read prunes:
+        what a restore needs besides the days its index takes from the day
+        records' keys. For a cache over ``records`` with nothing decoded yet."""
+        if self.records is None or self._hot:
+            raise RuntimeError("heads() reads a store before anything is decoded")
+        floor = self.prune_before
+        for customer, record in self.records.items():
+            state = decode_head(record)
+            if floor is not None:
+                state.history.prune(floor)
+            yield customer, state
 
     def values(self) -> Iterator[CustomerState]:
         return (state for _, state in self.items())

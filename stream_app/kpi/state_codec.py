@@ -215,6 +215,17 @@ def decode_stored(head: bytes, days: Callable[[], Iterable[tuple[int, bytes]]]) 
     return state
 
 
+def decode_head(data: bytes) -> CustomerState:
+    """A customer's head record alone, its day records not read (a restore
+    indexes their days from their keys). A whole record of an earlier version
+    is decoded whole: it has no day records."""
+    if data[:1] == b"{" or _version(data) == WHOLE_VERSION:
+        state = decode_state(data)
+        state.history.write_all = True
+        return state
+    return _decode_head(data)[0]
+
+
 def decode_record(data: bytes) -> CustomerState | DayRecord:
     """Any stored customer record as a table's codec reads it: a head (its days
     come as their own records: ``merge_days``), a day, or a whole record."""

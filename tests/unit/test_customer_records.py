@@ -17,9 +17,11 @@ from stream_app.keys import DayKey
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.customer_cache import CustomerCache
 from stream_app.kpi.days import DAY_MS
+from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.partition import PartitionState
 from stream_app.kpi.state_codec import decode_stored, encode_state
+from stream_app.kpi.terms import KpiTerms
 from tables.codecs import CustomerCodec, StateKeyCodec
 from tables.state import CustomerRecords, customer_records
 
@@ -199,3 +201,64 @@ def test_a_whole_version_5_record_reads_and_its_next_write_splits_it() -> None:
         stored[KEYS.dumps(key)] = VALUES.dumps(value)
     again = decode_stored(stored[b"dave"], lambda: records.days("dave"))
     assert again == read and again.history.record_days() == {30, 31, 35, 36, 37}
+
+
+class _CountingPartition(_Partition):
+    """Counts the reads of day record values (a restore with closed terms has none)."""
+
+    day_reads = 0
+
+    def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.day_reads += 1
+        return super().items_from(start)
+
+    def keys_from(self, start: bytes) -> Iterator[bytes]:
+        return iter(self.db.keys(from_key=start))
+
+
+def test_a_restore_with_closed_terms_indexes_days_from_keys_as_a_full_read_does(
+    tmp_path: Path,
+) -> None:
+    """Heads, then day record keys: the boundary index and the totals equal those
+    of a restore that reads every customer whole, with no day record read; days
+    pruned by the restore's floor, and stale days below a head's own floor, are
+    left out of both."""
+    db = Rdict(str(tmp_path / "rdb"), Options(raw_mode=True))
+    try:
+        store = _CountingPartition(db)
+        params = KpiParams()
+        closed = 20_000
+        f = closed - params.history_days  # the restore's floor
+        customers = {
+            "a": [f - 10, f + 10, closed - 1],  # f - 10: pruned at the restore
+            "b": [f + 5, f + 20],
+            "ab": [f + 30],  # an id that extends another's
+            "c": [f + 2, f + 8, f + 40],  # then written after a later prune, below
+        }
+        for customer, days in customers.items():
+            store.write(customer_records(customer, _history_of(customer, days)))
+        later = _history_of("c", customers["c"])
+        later.history.prune(f + 6)  # pruned past the floor: f + 2 stale in the store
+        later.history.changed = None
+        store.write([(k, v) for k, v in customer_records("c", later) if v is not None])
+        store.db[b"whole"] = encode_state(_history_of("whole", [f + 1, f + 16]))  # version 5
+        assert store.db.get(DayKey("c", f + 2).encode()) is not None  # stale, kept
+
+        parts = []
+        for terms in (ClosedTerms(closed, KpiTerms()), None):  # from keys; whole reads
+            part = PartitionState(0, 7 * DAY_MS, ["s"], params=params)
+            records = CustomerRecords(store)  # type: ignore[arg-type]
+            part.restore([], [], PartitionMeta(closed), records, terms)
+            parts.append(part)
+            if terms is not None:
+                assert store.day_reads == 0
+        from_keys, whole = parts
+        assert store.day_reads > 0  # the whole reads read them
+        index = {d: from_keys.kpi.by_day.customers(d) for d in from_keys.kpi.by_day}
+        assert index == {d: whole.kpi.by_day.customers(d) for d in whole.kpi.by_day}
+        assert index[closed - 1] == {"a"} and f - 10 not in index and f + 2 not in index
+        assert index[f + 1] == {"whole"} and index[f + 30] == {"ab"} and index[f + 8] == {"c"}
+        assert from_keys.totals == whole.totals and from_keys.customers.decodes == 0
+    finally:
+        db.close()
+        Rdict.destroy(str(tmp_path / "rdb"))

@@ -102,6 +102,9 @@ class TableStore(Writes):
     def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
         return iter(sorted((k, v) for k, v in self.raw.items() if k >= start))
 
+    def keys_from(self, start: bytes) -> Iterator[bytes]:
+        return iter(sorted(k for k in self.raw if k >= start))
+
 
 KEYS, VALUES = StateKeyCodec(), CustomerCodec()
 
