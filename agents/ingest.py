@@ -2,13 +2,11 @@
 
 The broker adapter (stream_app/faust_adapter.py) hands every poll batch of
 the input and rerouted topics to ``BatchIngest.handle``. The pipeline runs
-synchronously over the whole batch; then every touched customer gets its
-changelog records (its head and the days that changed: tables/state.py
-``customer_records``, one record batch), every touched ledger one, dead
-letters and forwards are handed to the producer with them, and the batch
-waits until all of it is on the broker (``ChangelogWriter.settle``). Offsets
-are committed only for acked batches, after Faust flushes the producer, so a
-committed offset always has its writes.
+synchronously over the whole batch; then every touched key gets one changelog
+record, dead letters and forwards are handed to the producer with them, and
+the batch waits until all of it is on the broker (``ChangelogWriter.settle``).
+Offsets are committed only for acked batches, after Faust flushes the
+producer, so a committed offset always has its writes.
 
 One lock orders what reaches the broker: a batch's writes, the watermark
 markers (behind the forwards they describe) and the day close's partition
@@ -38,7 +36,7 @@ from stream_app.pipeline import (
     partition_for,
 )
 from stream_app.settings import Settings
-from tables.state import StateTables, customer_records
+from tables.state import StateTables
 
 MARK_INTERVAL_SECONDS = 0.5  # how stale another partition's view of a watermark may be
 
@@ -48,8 +46,6 @@ class Writer(Protocol):
     (stream_app/faust_adapter.py ``ChangelogWriter``; stream_app/testing.py)."""
 
     def put(self, table: Any, partition: int, key: Any, value: Any) -> None: ...
-
-    def put_all(self, table: Any, partition: int, entries: Sequence[tuple[Any, Any]]) -> None: ...
 
     async def send(
         self,
@@ -114,10 +110,8 @@ class BatchIngest:
                 # Marked: nothing to write
             n = self.partition_count
             for customer_id, state in customers.items():
-                self.writer.put_all(
-                    self.tables.customers,
-                    partition_for(customer_id, n),
-                    customer_records(customer_id, state),
+                self.writer.put(
+                    self.tables.customers, partition_for(customer_id, n), customer_id, state
                 )
             for key, ledger in ledgers.items():
                 self.writer.put(self.tables.rejections, ledger_partition(key), key, ledger)

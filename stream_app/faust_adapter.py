@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Awaitable, Iterable, Mapping, Sequence, Set
 from typing import Any, ClassVar, Protocol, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
-from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
@@ -65,11 +64,6 @@ except ImportError:  # pragma: no cover - rocksdict is a dependency
 FETCH_MAX_WAIT_MS = 100
 
 log = logging.getLogger(__name__)
-
-RawRecord = tuple[bytes, bytes | None]  # a table's key and value as stored; None: deleted
-# The most a record adds to a batch besides its key and value (Kafka's
-# DefaultRecord.MAX_RECORD_OVERHEAD): what decides whether a group still fits.
-RECORD_OVERHEAD = 21
 
 
 class BatchHandler(Protocol):
@@ -384,10 +378,7 @@ class BatchTransport(aiokafka_driver.Transport):
 # changelog partition written in a batch gets, once the batch is on the broker,
 # a tombstone of a key no table holds, alone in its own batch: the last batch
 # of a changelog partition then always holds one record and its base + 1 is the
-# true end. A kill -9 before that marker leaves a multi-record batch last, so
-# every batch also starts with the marker (``_send_batches``): a recovery then
-# stops before the batch's records, never inside a customer's group. Production
-# Kafka needs none of this.
+# true end. Production Kafka needs none of this.
 
 
 class StoredPartition:
@@ -406,16 +397,6 @@ class StoredPartition:
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         db = self._store._db_for_partition(self._partition)
         return cast(Iterable[tuple[bytes, bytes]], self._store._visible_items(db))
-
-    def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every key from ``start`` on, in key order, with its value."""
-        db = self._store._db_for_partition(self._partition)
-        return cast(Iterator[tuple[bytes, bytes]], db.items(from_key=start))
-
-    def keys_from(self, start: bytes) -> Iterator[bytes]:
-        """Every key from ``start`` on, in key order."""
-        db = self._store._db_for_partition(self._partition)
-        return cast(Iterator[bytes], db.keys(from_key=start))
 
 
 def stored_partition(table: TableT[Any, Any], partition: int) -> StoredPartition | None:
@@ -439,28 +420,20 @@ class StoreWrites:
         key: Any,
         value: Any,
         raw_key: bytes,
-        raw_value: bytes | None,
+        raw_value: bytes,
     ) -> None:
-        """``raw_key``/``raw_value``: key and value as the table's serializers write
-        them; a value of None deletes the key."""
+        """``raw_key``/``raw_value``: key and value as the table's serializers write them."""
         store: Any = table.data
         if RocksDBStore is not None and isinstance(store, RocksDBStore):
             slot = (id(store), partition)
             entry = self._batches.get(slot)
             if entry is None:
                 entry = self._batches[slot] = (store, partition, WriteBatch(raw_mode=True))
-            if raw_value is None:
-                entry[2].delete(raw_key)
-            else:
-                entry[2].put(raw_key, raw_value)
-                store._key_index[raw_key] = partition
+            entry[2].put(raw_key, raw_value)
+            store._key_index[raw_key] = partition
         elif isinstance(store, MemoryStore):
-            if value is None:
-                store.data.pop(key, None)
-                store._key_partition.pop(key, None)
-            else:
-                store.data[key] = value
-                store._key_partition[key] = partition
+            store.data[key] = value
+            store._key_partition[key] = partition
         else:
             raise TypeError(f"no partitioned write for table store {type(store).__name__}")
 
@@ -477,33 +450,21 @@ class ChangelogWriter:
         self.app = app
         self.end_markers = end_markers
         self._stores = StoreWrites()
-        # changelog partition -> (its table, groups of records in write order)
-        self._changes: dict[TP, tuple[TableT[Any, Any], list[list[RawRecord]]]] = {}
+        # changelog partition -> (its table, records in write order)
+        self._changes: dict[TP, tuple[TableT[Any, Any], list[tuple[bytes, bytes]]]] = {}
         self._sent: list[Awaitable[Any]] = []
 
     def put(self, table: TableT[Any, Any], partition: int, key: Any, value: Any) -> None:
         """Set ``key`` in the store's ``partition``; its changelog record goes at ``settle``."""
-        self.put_all(table, partition, [(key, value)])
-
-    def put_all(
-        self, table: TableT[Any, Any], partition: int, entries: Sequence[tuple[Any, Any]]
-    ) -> None:
-        """Set (a value of None: delete) each key in the store's ``partition``. Their
-        changelog records go at ``settle``, in one record batch: the broker appends
-        them all or none."""
         serializers: Any = table  # Collection has them; TableT does not declare them
-        key_serializer, value_serializer = serializers.key_serializer, serializers.value_serializer
-        group: list[RawRecord] = []
-        for key, value in entries:
-            raw_key = codecs.dumps(key_serializer, key)
-            raw_value = None if value is None else codecs.dumps(value_serializer, value)
-            self._stores.put(table, partition, key, value, raw_key, raw_value)
-            group.append((raw_key, raw_value))
+        raw_key = codecs.dumps(serializers.key_serializer, key)
+        raw_value = codecs.dumps(serializers.value_serializer, value)
+        self._stores.put(table, partition, key, value, raw_key, raw_value)
         tp = TP(table.changelog_topic.get_topic_name(), partition)
         change = self._changes.get(tp)
         if change is None:
             change = self._changes[tp] = (table, [])
-        change[1].append(group)
+        change[1].append((raw_key, raw_value))
 
     async def send(
         self,
@@ -550,48 +511,21 @@ class ChangelogWriter:
             store.set_persisted_offset(tp, offset)
 
     async def _send_batches(
-        self, tp: TP, groups: list[list[RawRecord]]
+        self, tp: TP, records: list[tuple[bytes, bytes]]
     ) -> list[tuple[Awaitable[Any], int]]:
-        """Send the groups in order as record batches, each group whole in one
-        batch: (delivery, records in it) each.
-
-        With end markers (the embedded broker) every batch starts with one: a
-        recovery stops after the first record of a changelog's last batch (its
-        end offset is that batch's base + 1), and a kill -9 between a batch and
-        the end marker after it leaves a multi-record batch last. Starting there,
-        the recovery stops between groups and leaves the batch out whole (its
-        input is not committed, so it is read again), instead of keeping a
-        customer's first day record without the head that goes with it."""
+        """Send ``records`` in order as record batches: (delivery, records in it) each."""
         producer = self._producer()
-        accumulator = producer._message_accumulator
-        limit = accumulator._batch_size
-        lead = len(END_MARKER_KEY) + RECORD_OVERHEAD if self.end_markers else 0
         out: list[tuple[Awaitable[Any], int]] = []
-
-        def started(builder: Any) -> tuple[Any, int]:
-            if not self.end_markers:
-                return builder, 0
-            builder.append(timestamp=None, key=END_MARKER_KEY, value=None)
-            return builder, 1
-
-        empty = int(self.end_markers)  # the records of a batch with no group yet
-        batch, count = started(producer.create_batch())
-        for group in groups:
-            need = sum(len(k) + len(v or b"") for k, v in group) + RECORD_OVERHEAD * len(group)
-            if count > empty and batch.size() + need > limit:
-                batch.close()
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            # A batch's first record always fits, whatever its size.
+            if batch.append(timestamp=None, key=key, value=value) is None:
                 out.append((await self._submit(producer, batch, tp), count))
-                batch, count = started(producer.create_batch())
-            if need + lead > limit:  # more than a batch holds: a batch of its own, as large
-                builder = BatchBuilder(need + lead + limit, accumulator._compression_type)
-                batch, count = started(builder)
-            for key, value in group:
-                if batch.append(timestamp=None, key=key, value=value) is None:
-                    raise RuntimeError(f"{len(group)} records of {need} bytes did not fit a batch")
-                count += 1
+                batch, count = producer.create_batch(), 0
+                batch.append(timestamp=None, key=key, value=value)
+            count += 1
         batch.close()
-        if count > empty:
-            out.append((await self._submit(producer, batch, tp), count))
+        out.append((await self._submit(producer, batch, tp), count))
         return out
 
     @staticmethod

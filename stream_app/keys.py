@@ -10,8 +10,6 @@
 | ledger source of late events | ``late|topic/partition`` | the ledger source above |
 | dead letter of a rejected record | ``topic:partition:offset`` | key on the dead-letter topic |
 | dead letter of a late record | its origin, ``topic/partition@offset`` | dead-letter key |
-| a customer's head record | its customer id in UTF-8 | key in the customers table |
-| a customer's day record | ``DayKey``: ``0xFF``, length, id, day | key in the customers table |
 | partition meta | ``MetaKey(partition)`` | key in the customers table (see below) |
 | terms as of its last close | ``MetaKey(partition, CLOSED_TERMS)`` | key in the customers table |
 | changelog end marker | a reserved tombstone key | changelogs, embedded broker only |
@@ -24,15 +22,12 @@ Topic names cannot contain ``/``, ``:``, ``@`` or ``|`` (Kafka allows only
 ``[a-zA-Z0-9._-]``), so splitting at the last separator is exact.
 
 A reserved key is longer than any customer id can be (the contract caps ids at
-``MAX_ID_CHARS``), so no customer can collide with it. A day record's key
-starts with the byte 0xFF, which UTF-8 never uses: it is no customer id, and
-RocksDB sorts every day record after every other key.
+``MAX_ID_CHARS``), so no customer can collide with it.
 """
 
 from __future__ import annotations
 
 import functools
-import struct
 from dataclasses import dataclass
 from datetime import date
 
@@ -166,44 +161,3 @@ class MetaKey:
             partition, _, record = text.removeprefix(META_KEY_PREFIX).partition("/")
             return MetaKey(int(partition), record)
         return None
-
-
-DAY_KEY_MARK = b"\xff"
-_DAY_OFFSET = 2**31  # days as unsigned 32 bits, in order
-DAY_BYTES = 4  # the day at the end of a DayKey
-
-
-@dataclass(frozen=True, slots=True)
-class DayKey:
-    """The key of one day of a customer's history in the customers table
-    (kpi/state_codec.py): ``0xFF``, the id's UTF-8 length (2 bytes), the id,
-    the day (4 bytes). A customer's day records share ``day_prefix(customer)``
-    and no other key starts with it: the length fixes where the id ends."""
-
-    customer: str
-    day: int
-
-    def encode(self) -> bytes:
-        return day_prefix(self.customer) + struct.pack(">I", self.day + _DAY_OFFSET)
-
-    @staticmethod
-    def decode(raw: bytes) -> DayKey | None:
-        """The DayKey a stored key stands for; None for any other key."""
-        if raw[:1] != DAY_KEY_MARK:
-            return None
-        (length,) = struct.unpack_from(">H", raw, 1)
-        customer = raw[3 : 3 + length].decode()
-        (day,) = struct.unpack_from(">I", raw, 3 + length)
-        return DayKey(customer, day - _DAY_OFFSET)
-
-
-def day_prefix(customer: str) -> bytes:
-    """What every key of the customer's day records starts with."""
-    raw = customer.encode()
-    return DAY_KEY_MARK + struct.pack(">H", len(raw)) + raw
-
-
-def day_of_key(raw: bytes, prefix_length: int) -> int:
-    """The day of a day record's key whose customer prefix is ``prefix_length`` long."""
-    (day,) = struct.unpack_from(">I", raw, prefix_length)
-    return int(day) - _DAY_OFFSET

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -97,12 +97,8 @@ class MemoryTable:
         for key, value in self.data.items():
             yield self.key_codec.loads(key), self.value_codec.loads(value)
 
-    def write(self, partition: int, raw_key: bytes, raw_value: bytes | None) -> None:
-        """Set, or with a value of None delete, a key."""
-        if raw_value is None:
-            self.data.pop(raw_key, None)
-        else:
-            self.data[raw_key] = raw_value
+    def write(self, partition: int, raw_key: bytes, raw_value: bytes) -> None:
+        self.data[raw_key] = raw_value
 
 
 class StoredMemoryTable(MemoryTable):
@@ -113,13 +109,9 @@ class StoredMemoryTable(MemoryTable):
         super().__init__(key_codec, value_codec)
         self.partitions: dict[int, dict[bytes, bytes]] = {}
 
-    def write(self, partition: int, raw_key: bytes, raw_value: bytes | None) -> None:
+    def write(self, partition: int, raw_key: bytes, raw_value: bytes) -> None:
         super().write(partition, raw_key, raw_value)
-        data = self.partitions.setdefault(partition, {})
-        if raw_value is None:
-            data.pop(raw_key, None)
-        else:
-            data[raw_key] = raw_value
+        self.partitions.setdefault(partition, {})[raw_key] = raw_value
 
     def partition(self, number: int) -> MemoryPartition:
         return MemoryPartition(self.partitions.setdefault(number, {}))
@@ -136,12 +128,6 @@ class MemoryPartition:
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         return sorted(self.data.items())
-
-    def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return iter([(k, v) for k, v in sorted(self.data.items()) if k >= start])
-
-    def keys_from(self, start: bytes) -> Iterator[bytes]:
-        return iter([k for k in sorted(self.data) if k >= start])
 
 
 @dataclass(frozen=True)
@@ -175,7 +161,7 @@ class MemoryWriter:
 
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
-        self._puts: list[tuple[MemoryTable, int, list[tuple[bytes, bytes | None]]]] = []
+        self._puts: list[tuple[MemoryTable, int, bytes, bytes]] = []
         self._sends: list[Send] = []
         self._kill: random.Random | None = None
 
@@ -187,15 +173,8 @@ class MemoryWriter:
         self._kill = rng
 
     def put(self, table: Any, partition: int, key: Any, value: Any) -> None:
-        self.put_all(table, partition, [(key, value)])
-
-    def put_all(self, table: Any, partition: int, entries: Sequence[tuple[Any, Any]]) -> None:
-        """One group: in one record batch, so it arrives whole or not at all."""
-        group = [
-            (table.key_codec.dumps(key), None if value is None else table.value_codec.dumps(value))
-            for key, value in entries
-        ]
-        self._puts.append((table, partition, group))
+        raw_key, raw_value = table.key_codec.dumps(key), table.value_codec.dumps(value)
+        self._puts.append((table, partition, raw_key, raw_value))
 
     async def send(
         self,
@@ -214,9 +193,8 @@ class MemoryWriter:
         if rng is not None:
             puts = _prefixes(puts, lambda put: (id(put[0]), put[1]), rng)
             sends = _prefixes(sends, lambda send: (send[0], send[1]), rng)
-        for table, partition, group in puts:
-            for raw_key, raw_value in group:
-                table.write(partition, raw_key, raw_value)
+        for table, partition, raw_key, raw_value in puts:
+            table.write(partition, raw_key, raw_value)
         for topic, partition, value, headers, key in sends:
             self.broker.send(topic, partition, value, headers, key)
         if rng is not None:

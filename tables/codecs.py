@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 from faust.serializers import codecs
 
-from stream_app.keys import DayKey, MetaKey
+from stream_app.keys import MetaKey
 from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.kpi.state_codec import DayRecord, decode_record, encode_day, encode_head
+from stream_app.kpi.state_codec import decode_state, encode_state, legacy_state
 
 UTF8 = "lp-utf8"
 STATE_KEY = "lp-state-key"
@@ -27,41 +27,34 @@ class Utf8Codec(codecs.Codec):
 
 
 class StateKeyCodec(codecs.Codec):
-    """Keys of the customers table: a customer id, one day of a customer
-    (``DayKey``), or a partition's MetaKey."""
+    """Keys of the customers table: a customer id, or a partition's MetaKey."""
 
     def _dumps(self, obj: Any) -> bytes:
-        if isinstance(obj, DayKey):
-            return obj.encode()
         return (obj.encode() if isinstance(obj, MetaKey) else obj).encode()
 
     def _loads(self, s: bytes) -> Any:
-        day = DayKey.decode(s)
-        if day is not None:
-            return day
         text = s.decode()
         return MetaKey.decode(text) or text
 
 
 class CustomerCodec(codecs.Codec):
-    """Customer heads and days (msgpack, kpi/state_codec.py); partition metas and
-    closed terms (JSON)."""
+    """Customer states (msgpack, kpi/state_codec.py); partition metas and closed
+    terms (JSON)."""
 
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, PartitionMeta | ClosedTerms):
             return orjson.dumps(obj.to_dict(), option=orjson.OPT_NON_STR_KEYS)
-        if isinstance(obj, DayRecord):
-            return encode_day(obj)
-        return encode_head(obj)
+        return encode_state(obj)
 
     def _loads(self, s: bytes) -> Any:
-        if s[:1] == b"{":
-            data = orjson.loads(s)
-            if "meta" in data:  # PartitionMeta records carry their version under "meta"
-                return PartitionMeta.from_dict(data)
-            if "closed_terms" in data:
-                return ClosedTerms.from_dict(data)
-        return decode_record(s)
+        if s[:1] != b"{":
+            return decode_state(s)
+        data = orjson.loads(s)
+        if "meta" in data:  # PartitionMeta records carry their version under "meta"
+            return PartitionMeta.from_dict(data)
+        if "closed_terms" in data:
+            return ClosedTerms.from_dict(data)
+        return legacy_state(data)
 
 
 class LedgerCodec(codecs.Codec):

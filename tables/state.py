@@ -18,20 +18,14 @@ from faust.types import TableT
 from stream_app.faust_adapter import stored_partition
 from stream_app.keys import (
     CLOSED_TERMS,
-    DAY_BYTES,
-    DAY_KEY_MARK,
     META_KEY_PREFIX,
-    DayKey,
     MetaKey,
-    day_of_key,
-    day_prefix,
     ledger_partition,
     ledger_source,
 )
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.kpi.state_codec import DayRecord, day_record, merge_days
 from stream_app.pipeline import PartitionContent, partition_for
 from stream_app.settings import Settings
 from tables import codecs
@@ -51,78 +45,21 @@ class RawPartition(Protocol):
 
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
 
-    def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every key from ``start`` on, in key order, with its value."""
-        ...
-
-    def keys_from(self, start: bytes) -> Iterator[bytes]:
-        """Every key from ``start`` on, in key order."""
-        ...
-
 
 class CustomerRecords:
     """One partition's customer records in a RocksDB table store, as stored
-    (stream_app/kpi/customer_cache.py reads them): a head record keyed by the
-    customer id in UTF-8, and day records keyed by ``DayKey`` (kpi/state_codec.py)."""
+    (stream_app/kpi/customer_cache.py reads them; keys are customer ids in UTF-8)."""
 
     def __init__(self, store: RawPartition) -> None:
         self._store = store
 
     def get(self, customer: str) -> bytes | None:
-        """The customer's head record."""
         return self._store.get(customer.encode())
 
-    def days(self, customer: str) -> Iterator[tuple[int, bytes]]:
-        """The customer's day records: one range read."""
-        prefix = day_prefix(customer)
-        size = len(prefix)
-        for key, value in self._store.items_from(prefix):
-            if not key.startswith(prefix):
-                return
-            yield day_of_key(key, size), value
-
-    def day_keys(self) -> Iterator[tuple[str, int]]:
-        """(customer, day) of every day record, from the keys alone (one scan; a
-        customer's days are adjacent, so its id is decoded once)."""
-        prefix, size, customer = b"", 0, ""
-        for key in self._store.keys_from(DAY_KEY_MARK):
-            if not (size and key.startswith(prefix)):
-                decoded = DayKey.decode(key)
-                if decoded is None:
-                    continue
-                customer, size = decoded.customer, len(key) - DAY_BYTES
-                prefix = key[:size]
-            yield customer, day_of_key(key, size)
-
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Every customer's head record (day records sort after every other key)."""
         for key, value in self._store.items():
-            if key.startswith(DAY_KEY_MARK):
-                return
             if not key.startswith(META_PREFIX):
                 yield key.decode(), value
-
-
-def customer_records(
-    customer: str, state: CustomerState
-) -> list[tuple[str | DayKey, CustomerState | DayRecord | None]]:
-    """What writing the customer puts in the customers table: the days changed
-    since its last write (None: delete a day pruned since), then its head. Marks
-    the history written (``CustomerHistory.written``)."""
-    history = state.history
-    entries: list[tuple[str | DayKey, CustomerState | DayRecord | None]] = []
-    if history.write_all:
-        days: Iterable[int] = history.record_days()
-    else:
-        days = history.changed or ()
-        for day in history.dropped or ():
-            if day not in history.purchases and day not in history.redemptions:
-                entries.append((DayKey(customer, day), None))
-    for day in days:
-        entries.append((DayKey(customer, day), day_record(history, day)))
-    entries.append((customer, state))
-    history.written()
-    return entries
 
 
 @dataclass(frozen=True)
@@ -168,29 +105,16 @@ class StateTables:
             raise TypeError(f"{key} of partition {key.partition} holds {value!r}")
 
     def _load_decoded(self, content: dict[int, PartitionContent]) -> None:
-        """From a store of decoded values (the memory store): heads and their days
-        put back together."""
+        """From a store of decoded values (the memory store)."""
         wanted = set(content)
-        days: dict[str, list[tuple[int, DayRecord]]] = {}
-        heads: list[tuple[int, str, CustomerState]] = []
         for key, value in self.customers.items():
             if isinstance(key, MetaKey):
                 if key.partition in wanted:
                     self._meta(content[key.partition], key, value)
                 continue
-            if isinstance(key, DayKey):
-                days.setdefault(key.customer, []).append((key.day, value))
-                continue
             owner = partition_for(key, self.partition_count)
             if owner in wanted:
-                heads.append((owner, key, value))
-        for owner, customer, state in heads:
-            # A head read back from its bytes has no days yet; the memory store
-            # may also hold the very object written, which has them all.
-            history = state.history
-            if not (history.purchases or history.redemptions or history.write_all):
-                merge_days(history, days.get(customer, ()))
-            content[owner].customers.append((customer, state))
+                content[owner].customers.append((key, value))
 
     def _load_ledgers(self, content: dict[int, PartitionContent]) -> None:
         for key, ledger in self.rejections.items():

@@ -1,10 +1,10 @@
 """A partition's customers: the recently used as objects, the rest as records.
 
-A customer's state as Python objects (dicts of rows) takes ~3.5 kB; as
-records (kpi/state_codec.py) ~150 B. A partition keeps at most ``limit``
-customers decoded, in the order they were admitted, first in first out (a
-customer used often is evicted now and then and costs one decode, instead of
-every read paying for recency). The others are records:
+A customer's state as Python objects (dicts of rows) takes ~3.5 kB; as its
+version-5 record (kpi/state_codec.py) ~150 B. A partition keeps at most
+``limit`` customers decoded, in the order they were admitted, first in first
+out (a customer used often is evicted now and then and costs one decode,
+instead of every read paying for recency). The others are records:
 
 - in the table store (``records``, RocksDB on disk): the worker writes every
   changed customer there once its changelog is on the broker, and then calls
@@ -12,12 +12,7 @@ every read paying for recency). The others are records:
   Until then a changed customer stays decoded, so a read never finds an older
   record than the object a batch is about to write;
 - or, without a store to read (the memory store, tests), encoded into a dict
-  of this cache (one whole record each) when ``settled`` evicts them.
-
-A customer with changes not written yet (``CustomerHistory.changed``) is never
-evicted: the marks say which day records its next write must send. Without a
-store, neither is one read from a whole record of an earlier version, which
-the next write must send whole.
+  of this cache as they are evicted, as soon as the limit is passed.
 
 A customer read to be changed is admitted (``get``); one read to compute a
 contribution is decoded and dropped (``peek``). Days that closing has pruned
@@ -33,30 +28,15 @@ from typing import Protocol
 
 from stream_app.kpi.customer import CustomerState
 from stream_app.kpi.history import CustomerHistory
-from stream_app.kpi.state_codec import (
-    decode_head,
-    decode_state,
-    decode_stored,
-    encode_state,
-    first_purchase_day,
-)
+from stream_app.kpi.state_codec import decode_state, encode_state, first_purchase_day
 
 
 class Records(Protocol):
-    """A partition's customer records as a store holds them (tables/state.py):
-    a head record per customer and its day records."""
+    """A partition's customer records as a store holds them (tables/state.py)."""
 
     def get(self, customer: str) -> bytes | None: ...
 
-    def days(self, customer: str) -> Iterable[tuple[int, bytes]]: ...
-
-    def items(self) -> Iterable[tuple[str, bytes]]:
-        """Every customer's head record."""
-        ...
-
-    def day_keys(self) -> Iterable[tuple[str, int]]:
-        """(customer, day) of every day record, from the keys alone."""
-        ...
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
 
 
 class CustomerCache:
@@ -118,50 +98,28 @@ class CustomerCache:
         if self.records is None:
             yield from hot.items()
             for customer, record in self._cold.items():
-                yield customer, self._decode(record, customer)
+                yield customer, self._decode(record)
             return
         stored: set[str] = set()
         for customer, record in self.records.items():
             state = hot.get(customer)
             if state is not None:
                 stored.add(customer)
-            yield customer, state if state is not None else self._decode(record, customer)
+            yield customer, state if state is not None else self._decode(record)
         for customer, state in hot.items():  # new since the store was last written
             if customer not in stored:
                 yield customer, state
 
-    def heads(self) -> Iterator[tuple[str, CustomerState]]:
-        """Every stored customer from its head alone, pruned as a read prunes:
-        what a restore needs besides the days its index takes from the day
-        records' keys. For a cache over ``records`` with nothing decoded yet."""
-        if self.records is None or self._hot:
-            raise RuntimeError("heads() reads a store before anything is decoded")
-        floor = self.prune_before
-        for customer, record in self.records.items():
-            state = decode_head(record)
-            if floor is not None:
-                state.history.prune(floor)
-            yield customer, state
-
     def values(self) -> Iterator[CustomerState]:
         return (state for _, state in self.items())
 
-    def load(self, customers: Iterable[tuple[str, CustomerState | bytes]]) -> None:
-        """Customers to keep here, as states or whole records (no ``records`` to
-        read them from). A state that cannot be evicted yet stays decoded."""
-        hot, cold = self._hot, self._cold
-        for customer, stored in customers:
-            if customer not in cold and customer not in hot:
+    def load(self, records: Iterable[tuple[str, bytes]]) -> None:
+        """Stored records to keep here (no ``records`` to read them from)."""
+        for customer, record in records:
+            if customer not in self._cold and customer not in self._hot:
                 self._count += 1
-            if isinstance(stored, bytes):
-                hot.pop(customer, None)
-                cold[customer] = stored
-            elif self._evictable(stored):
-                hot.pop(customer, None)
-                cold[customer] = encode_state(stored)
-            else:
-                cold.pop(customer, None)
-                hot[customer] = stored
+            self._hot.pop(customer, None)
+            self._cold[customer] = record
 
     def counted(self, customers: int) -> None:
         """``records`` holds this many customers (read by a restore's scan)."""
@@ -178,23 +136,12 @@ class CustomerCache:
                 yield customer, first_purchase_day(record)
 
     def settled(self) -> None:
-        """Every change so far is written: evict the oldest decoded customers down
-        to the limit (to ``records``'s copy, or encoded here without one)."""
-        hot, limit = self._hot, self.limit
-        if len(hot) <= limit:
-            return
-        for _ in range(len(hot)):  # each decoded customer looked at once at most
-            victim, state = hot.popitem(last=False)
-            if not self._evictable(state):
-                hot[victim] = state  # to the back: its write is still to come
-            elif self.records is None:
-                self._cold[victim] = encode_state(state)
-            if len(hot) <= limit:
-                return
-
-    def _evictable(self, state: CustomerState) -> bool:
-        history = state.history
-        return not history.changed and (self.records is not None or not history.write_all)
+        """Every change so far is in ``records``: drop the oldest decoded customers
+        down to the limit."""
+        hot = self._hot
+        if self.records is not None:
+            for _ in range(len(hot) - self.limit):
+                hot.popitem(last=False)
 
     @property
     def decoded(self) -> int:
@@ -209,21 +156,22 @@ class CustomerCache:
             record = self._cold.pop(customer, None) if admit else self._cold.get(customer)
         else:
             record = self.records.get(customer)
-        return None if record is None else self._decode(record, customer)
+        return None if record is None else self._decode(record)
 
-    def _decode(self, record: bytes, customer: str) -> CustomerState:
+    def _decode(self, record: bytes) -> CustomerState:
         self.decodes += 1
-        records = self.records
-        if records is None:
-            state = decode_state(record)
-        else:
-            state = decode_stored(record, lambda: records.days(customer))
+        state = decode_state(record)
         if self.prune_before is not None:
             state.history.prune(self.prune_before)
         return state
 
     def _admit(self, customer: str, state: CustomerState) -> None:
-        self._hot[customer] = state
+        hot = self._hot
+        hot[customer] = state
+        if self.records is None and len(hot) > self.limit:
+            for _ in range(max(1, self.limit // 8)):
+                victim, evicted = hot.popitem(last=False)
+                self._cold[victim] = encode_state(evicted)
 
 
 class Histories:

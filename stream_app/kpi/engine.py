@@ -169,13 +169,11 @@ class KpiPartition:
         histories: Iterable[tuple[str, CustomerHistory]],
         customers: Histories | None = None,
         terms: KpiTerms | None = None,
-        days: Iterable[tuple[int, str]] = (),
     ) -> KpiPartition:
         """Rebuild from stored histories (each customer once). ``customers``: where
         the engine reads them later (by default they are kept here). ``terms``: the
         terms as of ``closed_day`` when they were stored with it; else they are
-        recomputed from every history. ``days``: (day, customer) entries of the
-        boundary index known without a history (read after ``histories``)."""
+        recomputed from every history."""
         part = cls(params, closed_day, customers)
         if closed_day is not None:  # stored histories were pruned up to this close at most
             part.pruned_before = part.customers.prune_before = closed_day - params.history_days
@@ -190,6 +188,4 @@ class KpiPartition:
                 part.by_day.add(day, customer)
             if recompute and closed_day is not None:
                 add_contribution(part.terms, history, closed_day, params)
-        for day, customer in days:
-            part.by_day.add(day, customer)
         return part

@@ -31,22 +31,8 @@ class CustomerHistory:
     first_event_day: int | None = None  # of any event
     carried_points: int = 0  # points earned minus redeemed on pruned days
     stores: dict[int, dict[str, list[int]]] = field(default_factory=dict)
-    # days before it were pruned (carried); decides which day records are stale
-    pruned_before: int | None = field(default=None, compare=False)
-    # What the table store does not hold yet (kpi/state_codec.py keeps a day per
-    # record): the days changed since the customer was last written, the days
-    # pruned since, and whether the next write must send every day (read from a
-    # whole record of an earlier version, or built whole). Not stored.
-    changed: set[int] | None = field(default=None, compare=False, repr=False)
-    dropped: set[int] | None = field(default=None, compare=False, repr=False)
-    write_all: bool = field(default=False, compare=False, repr=False)
 
     def add(self, event: Event, day: int) -> None:
-        changed = self.changed
-        if changed is None:
-            self.changed = {day}
-        else:
-            changed.add(day)
         if self.first_event_day is None or day < self.first_event_day:
             self.first_event_day = day
         if isinstance(event, Purchase):
@@ -81,16 +67,6 @@ class CustomerHistory:
         elif second is None or day < second:
             self.second_purchase_day = day
 
-    def record_days(self) -> set[int]:
-        """The days with a day record: purchases or redemptions (a store row's day
-        always has a purchase row)."""
-        return {*self.purchases, *self.redemptions}
-
-    def written(self) -> None:
-        """The table store now holds every day as it is here."""
-        self.changed = self.dropped = None
-        self.write_all = False
-
     def days(self) -> set[int]:
         """Every day with an event of this customer still in the history."""
         return {*self.purchases, *self.redemptions, *(e[0] for e in self.enrollments)}
@@ -114,20 +90,11 @@ class CustomerHistory:
 
     def prune(self, before: int) -> None:
         """Forget days before ``before``, keeping what later KPIs still need."""
-        if self.pruned_before is None or before > self.pruned_before:
-            self.pruned_before = before
-        gone = [d for d in self.purchases if d < before]
-        for day in gone:
+        for day in [d for d in self.purchases if d < before]:
             rows = self.purchases.pop(day).values()
             self.carried_points += sum(r[2] for r in rows)
-        old_redemptions = [d for d in self.redemptions if d < before]
-        for day in old_redemptions:
+        for day in [d for d in self.redemptions if d < before]:
             self.carried_points -= self.redemptions.pop(day)[0]
-        if gone or old_redemptions:
-            dropped = self.dropped
-            if dropped is None:
-                dropped = self.dropped = set()
-            dropped.update(gone, old_redemptions)
         for day in [d for d in self.stores if d < before]:
             del self.stores[day]
         old = [e for e in self.enrollments if e[0] < before]

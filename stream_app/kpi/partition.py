@@ -18,6 +18,7 @@ from stream_app.kpi.history import CustomerHistory
 from stream_app.kpi.meta import ClosedTerms, PartitionMeta, terms_to_json
 from stream_app.kpi.params import KpiParams
 from stream_app.kpi.rejections import RejectionLedger
+from stream_app.kpi.state_codec import encode_state
 from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
 from stream_app.kpi.watermarks import SourceWatermarks
@@ -257,7 +258,7 @@ class PartitionState:
         as of the closed day are ``closed_terms`` when they name that day, else
         recomputed from every customer."""
         cache = self.customers = CustomerCache(self._cache_limit, records)
-        cache.load(customers)
+        cache.load((c, v if isinstance(v, bytes) else encode_state(v)) for c, v in customers)
         self.ledgers = dict(ledgers)
         self._preview = PreviewCache(self._preview_min_tracked)
         if meta is not None:
@@ -274,38 +275,11 @@ class PartitionState:
                 yield customer, state.history
             cache.counted(count)
 
-        def indexed(store: Records) -> Iterator[tuple[int, str]]:
-            """The index without reading a day record: heads, then day keys."""
-            count, floor = 0, cache.prune_before
-            later: dict[str, int] = {}  # customers pruned past the floor: their floor
-            for customer, state in cache.heads():
-                count += 1
-                totals.add_customer(state)
-                history = state.history
-                for day in history.days():  # enrollments (every day of a whole record)
-                    yield day, customer
-                pruned = history.pruned_before
-                if pruned is not None and (floor is None or pruned > floor):
-                    later[customer] = pruned
-            cache.counted(count)
-            for customer, day in store.day_keys():
-                lowest = later.get(customer, floor)
-                if lowest is None or day >= lowest:  # else pruned or stale
-                    yield day, customer
-
         closed = self.kpi.closed_day if meta is None else meta.closed_day
         terms = None
         if closed_terms is not None and closed is not None and closed_terms.closed_day == closed:
             terms = closed_terms.terms
-        if records is not None and terms is not None:
-            # the terms are known: no history needs reading, only where each has days
-            self.kpi = KpiPartition.restore(
-                self.params, closed, (), cache.histories, terms, indexed(records)
-            )
-        else:
-            self.kpi = KpiPartition.restore(
-                self.params, closed, histories(), cache.histories, terms
-            )
+        self.kpi = KpiPartition.restore(self.params, closed, histories(), cache.histories, terms)
         self.first_day = min(self.kpi.by_day, default=None)
         self.final_day = self.kpi.closed_day
         return self

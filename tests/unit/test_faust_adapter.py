@@ -132,11 +132,7 @@ PINNED = {
     "faust.stores.memory:Store.__init__": "d1705e3cfe39e787",
     "faust.stores.memory:Store.apply_changelog_batch": "71863e3cd727aac2",
     "aiokafka.consumer.consumer:AIOKafkaConsumer.__init__": "01506f316191f7c9",
-    "aiokafka.producer.producer:AIOKafkaProducer.__init__": "fd6f2966fb3dc883",
     "aiokafka.producer.producer:AIOKafkaProducer.create_batch": "c4efda4bb7a09741",
-    # a customer's records go in one batch: its size limit, and a larger one built
-    "aiokafka.producer.message_accumulator:MessageAccumulator.__init__": "eb57f3c1d5c7657b",
-    "aiokafka.producer.message_accumulator:BatchBuilder.__init__": "35b335f054d36d27",
     "aiokafka.producer.producer:AIOKafkaProducer.send_batch": "bf42b0f0c5c0646d",
     "mode.threads:QueueServiceThread.call_thread": "479edda75b54734b",
     # on_rebalance_complete is sent before the generation check; on_rebalance sets
@@ -171,9 +167,6 @@ PRIVATE_MEMBERS = {
     "_db_for_partition": "faust.stores.rocksdb:Store._db_for_partition",
     "_visible_items": "faust.stores.rocksdb:Store._visible_items",
     "_key_partition": "faust.stores.memory:Store.__init__",
-    "_message_accumulator": "aiokafka.producer.producer:AIOKafkaProducer.__init__",
-    "_batch_size": "aiokafka.producer.message_accumulator:MessageAccumulator.__init__",
-    "_compression_type": "aiokafka.producer.message_accumulator:MessageAccumulator.__init__",
 }
 ADAPTER = Path(__file__).parents[2] / "stream_app" / "faust_adapter.py"
 

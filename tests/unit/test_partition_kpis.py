@@ -24,8 +24,6 @@ from stream_app.kpi.partition import (
 )
 from stream_app.kpi.report import kpi_document
 from stream_app.kpi.state_codec import decode_state, encode_state
-from tables.codecs import CustomerCodec, StateKeyCodec
-from tables.state import CustomerRecords, customer_records
 from tests import kpi_reference as ref
 from tests.unit.test_kpi_engine import (
     BASE_DAY,
@@ -51,13 +49,19 @@ def fresh(
     )
 
 
-class Writes:
-    """What the worker writes when a batch settles (agents/ingest.py): each changed
-    customer's records (tables/state.py), then the cache may evict. Without a
-    table store the records go nowhere: the cache keeps evicted customers itself."""
+class TableStore:
+    """A partition's records as the worker's table store holds them: written
+    only when a batch settles (agents/ingest.py), read by the customer cache."""
 
     def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
         self.pending: dict[str, CustomerState] = {}
+
+    def get(self, customer: str) -> bytes | None:
+        return self.rows.get(customer)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.rows.items()))
 
     def changed(self, customer: str, outcome: object) -> None:
         state = outcome.state if isinstance(outcome, Repeat) else outcome
@@ -66,47 +70,9 @@ class Writes:
 
     def settle(self, part: PartitionState) -> None:
         for customer, state in self.pending.items():
-            self.write(customer_records(customer, state))
+            self.rows[customer] = encode_state(state)
         self.pending = {}
         part.settled()
-
-    def write(self, entries: list[tuple[object, object]]) -> None:
-        pass
-
-
-class TableStore(Writes):
-    """A partition's records as the worker's RocksDB table store holds them (keys
-    and values as the table's codecs write them), read through the worker's own
-    reader (``CustomerRecords``) by the customer cache."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.raw: dict[bytes, bytes] = {}
-        self.records = CustomerRecords(self)  # type: ignore[arg-type]
-
-    def write(self, entries: list[tuple[object, object]]) -> None:
-        for key, value in entries:
-            raw_key = KEYS.dumps(key)
-            if value is None:
-                self.raw.pop(raw_key, None)
-            else:
-                self.raw[raw_key] = VALUES.dumps(value)
-
-    # what CustomerRecords reads: a store partition's raw keys and values, in order
-    def get(self, key: bytes) -> bytes | None:
-        return self.raw.get(key)
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(sorted(self.raw.items()))
-
-    def items_from(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return iter(sorted((k, v) for k, v in self.raw.items() if k >= start))
-
-    def keys_from(self, start: bytes) -> Iterator[bytes]:
-        return iter(sorted(k for k in self.raw if k >= start))
-
-
-KEYS, VALUES = StateKeyCodec(), CustomerCodec()
 
 
 def through_changelog(
@@ -128,7 +94,7 @@ def through_changelog(
     restarted = fresh(params, preview_min_tracked, cache_limit)
     if store is not None:
         store.settle(part)
-        return restarted.restore([], [], meta, store.records, terms)
+        return restarted.restore([], [], meta, store, terms)
     stored = [(c, encode_state(s)) for c, s in part.customers.items()]
     return restarted.restore(stored, [], meta, None, terms)
 
@@ -154,18 +120,18 @@ def test_closed_days_equal_the_reference_over_applied_events(
     # kept by the cache itself or read from the table store.
     cache_limit = data.draw(st.sampled_from([1, 2, 2**62]))
     store = TableStore() if data.draw(st.booleans()) else None
-    writes = store or Writes()
     part = fresh(params, min_tracked, cache_limit)
     if store is not None:
-        part.restore([], [], None, store.records)
+        part.restore([], [], None, store)
     applied: list[Event] = []
     reports: dict[int, dict[str, object]] = {}
     lateness_days = data.draw(st.integers(0, 1))
     for offset, event in enumerate(arrivals):
         outcome = part.apply(event, "s", offset, now_ms=0)
-        writes.changed(event.customer_id, outcome)
-        if data.draw(st.booleans()):
-            writes.settle(part)
+        if store is not None:
+            store.changed(event.customer_id, outcome)
+            if data.draw(st.booleans()):
+                store.settle(part)
         day = business_day(event.occurred_ms, params.zone)
         if part.kpi.closed_day is not None and day <= part.kpi.closed_day:
             assert isinstance(outcome, Late) and outcome.day == day
