@@ -109,8 +109,12 @@ class StoredMemoryTable(MemoryTable):
         super().__init__(key_codec, value_codec)
         self.partitions: dict[int, dict[bytes, bytes]] = {}
 
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for data in self.partitions.values():
+            for key, value in data.items():
+                yield self.key_codec.loads(key), self.value_codec.loads(value)
+
     def write(self, partition: int, raw_key: bytes, raw_value: bytes) -> None:
-        super().write(partition, raw_key, raw_value)
         self.partitions.setdefault(partition, {})[raw_key] = raw_value
 
     def partition(self, number: int) -> MemoryPartition:
