@@ -196,7 +196,9 @@ class DayCloser:
         async with self.lock:
             self.pipeline.backlogged(self.backlog(), now)
             if finals is not None:
-                closed, more = self._close(*finals, deadline=started + CLOSE_BUDGET_S)
+                closed, more = self.pipeline.close_through(
+                    *finals, MAX_DAYS_PER_TICK, deadline=started + CLOSE_BUDGET_S
+                )
             times = await self._record(now)
         if times:
             await self.store.publish_times(times)
@@ -226,26 +228,6 @@ class DayCloser:
             await self.spikes.check(await self.store.merged_through(), self.send_alert)
         await self._publish_current(watermark, now)
         return more
-
-    def _close(self, final: int, first: int, deadline: float) -> tuple[int, bool]:
-        """Make ``final`` final in every owned partition, at most MAX_DAYS_PER_TICK
-        more days each, a day of each partition in turn (a day merges once every
-        partition has it) until ``deadline`` (``time.perf_counter``) has passed.
-        How many days closed, and whether it stopped on the deadline with more
-        to close. The caller holds ``lock``."""
-        parts = [part for _, part in sorted(self.pipeline.partitions.items())]
-        closed = 0
-        for _ in range(MAX_DAYS_PER_TICK):
-            progressed = False
-            for part in parts:
-                if closed and time.perf_counter() >= deadline:
-                    return closed, True
-                if part.close_through(final, first, 1):
-                    closed += 1
-                    progressed = True
-            if not progressed:
-                break
-        return closed, False
 
     async def _record(self, now: int) -> dict[int, PartitionTime]:
         """Save each partition's meta where it changed and flush; the views it holds.

@@ -7,6 +7,9 @@ carries out the outcome (table write, dead-letter send, forward).
 from __future__ import annotations
 
 import functools
+import itertools
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -28,7 +31,6 @@ from stream_app.kpi.days import DAY_MS, now_ms, to_date
 from stream_app.kpi.meta import ClosedTerms, PartitionMeta
 from stream_app.kpi.partition import Late, PartitionState, Repeat
 from stream_app.kpi.rejections import RejectionLedger
-from stream_app.kpi.terms import KpiTerms
 from stream_app.kpi.totals import Totals
 from stream_app.settings import Settings
 
@@ -367,15 +369,30 @@ class Pipeline:
             part.settled()
 
     def close_through(
-        self, day: int, first_day: int | None = None, max_days: int | None = None
-    ) -> dict[int, list[tuple[int, KpiTerms]]]:
-        """Make ``day`` final in every owned partition (at most ``max_days`` more
-        each); per partition, each day closed with its KPI terms (a partition that
-        never closed starts at ``first_day``)."""
-        return {
-            n: part.close_through(day, first_day, max_days)
-            for n, part in sorted(self.partitions.items())
-        }
+        self,
+        day: int,
+        first_day: int | None = None,
+        max_days: int | None = None,
+        deadline: float = math.inf,
+    ) -> tuple[int, bool]:
+        """Make ``day`` final in every owned partition, at most ``max_days`` more
+        days each (a partition that never closed starts at ``first_day``), a day
+        of each partition in turn (a day merges once every partition has it),
+        until ``deadline`` (``time.perf_counter``) has passed with a day closed.
+        How many days closed, and whether it stopped on the deadline."""
+        parts = [part for _, part in sorted(self.partitions.items())]
+        closed = 0
+        for _ in itertools.repeat(None) if max_days is None else range(max_days):
+            progressed = False
+            for part in parts:
+                if closed and time.perf_counter() >= deadline:
+                    return closed, True
+                if part.close_through(day, first_day, 1):
+                    closed += 1
+                    progressed = True
+            if not progressed:
+                break
+        return closed, False
 
     def totals(self) -> Totals:
         merged = Totals()
