@@ -194,10 +194,13 @@ class DayCloser:
         finals = await self.store.final_days()
         closed, more = 0, False
         async with self.lock:
+            # the budget counts from here: waiting for an ingest batch to release
+            # the lock is not closing time
+            deadline = time.perf_counter() + CLOSE_BUDGET_S
             self.pipeline.backlogged(self.backlog(), now)
             if finals is not None:
                 closed, more = self.pipeline.close_through(
-                    *finals, MAX_DAYS_PER_TICK, deadline=started + CLOSE_BUDGET_S
+                    *finals, MAX_DAYS_PER_TICK, deadline=deadline
                 )
             times = await self._record(now)
         if times:

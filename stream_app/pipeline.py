@@ -163,6 +163,12 @@ def _marker(record: RecordLike) -> tuple[str, int] | None:
     return None
 
 
+def _closing_order(part: PartitionState) -> tuple[int, int]:
+    """Partitions that never closed a day first, then by their last closed day."""
+    closed = part.kpi.closed_day
+    return (-1 if closed is None else closed, part.partition)
+
+
 def _nothing_stored(numbers: Iterable[int]) -> dict[int, PartitionContent]:
     return {n: PartitionContent() for n in numbers}
 
@@ -377,14 +383,15 @@ class Pipeline:
     ) -> tuple[int, bool]:
         """Make ``day`` final in every owned partition, at most ``max_days`` more
         days each (a partition that never closed starts at ``first_day``), a day
-        of each partition in turn (a day merges once every partition has it),
-        until ``deadline`` (``time.perf_counter``) has passed with a day closed.
-        How many days closed, and whether it stopped on the deadline."""
-        parts = [part for _, part in sorted(self.partitions.items())]
+        of each partition in turn, the furthest behind first (a day merges once
+        every partition has it, so a call cut short by its deadline must not
+        favour the same partitions every time), until ``deadline``
+        (``time.perf_counter``) has passed with a day closed. How many days
+        closed, and whether it stopped on the deadline."""
         closed = 0
         for _ in itertools.repeat(None) if max_days is None else range(max_days):
             progressed = False
-            for part in parts:
+            for part in sorted(self.partitions.values(), key=_closing_order):
                 if closed and time.perf_counter() >= deadline:
                     return closed, True
                 if part.close_through(day, first_day, 1):

@@ -365,3 +365,26 @@ def test_a_marker_arrives_behind_every_record_forwarded_before_it(data: st.DataO
             for source, offset, customer in promised[key]:
                 state = p.partitions[rec.partition].customers[customer]
                 assert state.has_applied(source, offset), (source, offset, customer)
+
+
+def test_a_close_cut_short_every_time_still_brings_every_partition_along() -> None:
+    """A close stopped by its deadline after each day (as a busy worker's ticks
+    are) takes the partition furthest behind next: the partitions stay within a
+    day of each other, so the day every partition has, the one that merges,
+    advances with the number of calls."""
+    p = pipeline()
+    for customer in ("alice", "bob", "carol", "dave", "erin", "frank"):
+        owner = partition_for(customer, 8)
+        p.handle(record(purchase(f"e-{customer}", customer), owner, 0))
+    first = NOW // DAY_MS - 1
+    owned = len(p.partitions)
+    assert owned >= 3
+    for calls in range(1, 5 * owned + 1):
+        closed, more = p.close_through(first + 20, first, None, deadline=0.0)
+        assert (closed, more) == (1, True)
+        days = [part.kpi.closed_day for part in p.partitions.values()]
+        done = [d for d in days if d is not None]
+        assert len(done) == min(calls, owned)
+        if len(done) == owned:
+            assert max(done) - min(done) <= 1
+    assert {part.kpi.closed_day for part in p.partitions.values()} == {first + 4}
