@@ -228,11 +228,14 @@ def ready(readyz: str) -> bool:
         return False
 
 
-def time_to_ready(settings: Settings, workdir: Path, total: int) -> float:
+def time_to_ready(
+    settings: Settings, workdir: Path, total: int, profile_file: Path | None = None
+) -> float:
     """Start a worker on ``settings``' data dir: seconds until /readyz answers 200
-    and /totals counts every event again."""
+    and /totals counts every event again (with py-spy over it into ``profile_file``)."""
     started = time.monotonic()
     proc, url = start_worker(settings, workdir)
+    spy = profile.record(proc.pid, profile_file) if profile_file is not None else None
     try:
         readyz = url.replace("/totals", "/readyz")
         while not (ready(readyz) and _applied(url) >= total):
@@ -241,8 +244,14 @@ def time_to_ready(settings: Settings, workdir: Path, total: int) -> float:
             if time.monotonic() - started > 900:
                 raise RuntimeError("the restarted worker was not ready within 900 s")
             time.sleep(0.1)
-        return time.monotonic() - started
+        took = time.monotonic() - started
+        if spy is not None and profile_file is not None:
+            profile.stop(spy)
+            say(f"py-spy until ready ({profile_file}):\n{profile.summary(profile_file)}")
+        return took
     finally:
+        if spy is not None and spy.poll() is None:
+            profile.stop(spy)
         stop_process(proc)
 
 
@@ -299,10 +308,14 @@ def run_size(
     on_disk = disk_bytes(state_dir)
     after_kill = from_changelog = None
     if restarts:
-        after_kill = time_to_ready(settings, workdir, len(records))
+        after_kill = time_to_ready(
+            settings, workdir, len(records), _profile_file(profile_dir, size, "kill")
+        )
         say("a restart with an empty data directory (restore from the changelog)…")
         shutil.rmtree(state_dir)
-        from_changelog = time_to_ready(settings, workdir, len(records))
+        from_changelog = time_to_ready(
+            settings, workdir, len(records), _profile_file(profile_dir, size, "empty")
+        )
     say("the changelog's bytes, and the consume+decode baseline…")
     written, markers = asyncio.run(changelog_bytes(settings))
     base = asyncio.run(baseline(settings, len(records)))
@@ -318,6 +331,12 @@ def run_size(
         ready_after_kill=after_kill,
         ready_from_changelog=from_changelog,
     )
+
+
+def _profile_file(profile_dir: Path | None, size: Size, phase: str) -> Path | None:
+    if profile_dir is None:
+        return None
+    return profile_dir / f"profile-{size.customers}x{size.per_customer}-ready-{phase}.txt"
 
 
 def say(text: str) -> None:
@@ -363,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="py-spy the worker through each drain: raw stacks in DIR, a summary printed",
+        help="py-spy the worker through each drain and restart: raw stacks in DIR, summaries",
     )
     args = parser.parse_args(argv)
     if args.profile is not None:
