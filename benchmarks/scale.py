@@ -235,7 +235,10 @@ def time_to_ready(
     and /totals counts every event again (with py-spy over it into ``profile_file``)."""
     started = time.monotonic()
     proc, url = start_worker(settings, workdir)
-    spy = profile.record(proc.pid, profile_file) if profile_file is not None else None
+    spy = None
+    if profile_file is not None:
+        time.sleep(1)  # py-spy attached to an interpreter still starting samples nothing
+        spy = profile.record(proc.pid, profile_file)
     try:
         readyz = url.replace("/totals", "/readyz")
         while not (ready(readyz) and _applied(url) >= total):
