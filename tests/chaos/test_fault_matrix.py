@@ -578,7 +578,6 @@ async def read_topics(settings: Settings, topics: list[str]) -> list[tuple[str, 
 # --- the test ---------------------------------------------------------------------
 
 
-@pytest.mark.xdist_group("longest")  # one after the other, not side by side
 @pytest.mark.timeout(900)
 def test_fault_matrix(
     chaos_cluster: Cluster, chaos_broker: Server, chaos_redis: Server, tmp_path: Path

@@ -164,7 +164,6 @@ def run_two_workers_with_a_crash(cluster: Cluster, lines: list[dict[str, Any]], 
     wait_for_final_day(cluster, first, last)
 
 
-@pytest.mark.xdist_group("longest")  # one after the other, not side by side
 @pytest.mark.timeout(900)
 def test_two_workers_with_a_sigkill_and_one_worker_serve_the_reference_kpis(
     cluster: Cluster, broker_address: str
