@@ -18,6 +18,10 @@ here, behind ``FaustBroker``'s narrow interface:
 - assignment changes: ``owned_partitions`` (``app.assignor.assigned_actives``);
 - recovered tables: ``on_rebalance_complete`` only for the recovery of the
   current assignment (``Recovery.signal_recovery_start``, see there);
+- restoring RocksDB tables: a poll batch's changelog records go straight to the
+  recovery's buffers (``restore_directly``: ``Recovery._slurp_changelogs``'s
+  work without its per-record queue, on ``active_offsets``, ``buffers``,
+  ``buffer_sizes``, ``tp_to_table``, ``_set_recovery_ended``);
 - lag: ``lag`` (``Consumer.highwater``, ``_read_offset``, ``_committed_offset``).
 
 Supported: faust-streaming 0.15.3 (pyproject pins ``>=0.15.3,<0.16``) with
@@ -45,7 +49,7 @@ from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message, TableT
+from faust.types import TP, AppT, Message, TableT
 from mode import Service, ServiceT
 
 from stream_app.keys import END_MARKER_KEY
@@ -157,6 +161,79 @@ def complete_only_current_recoveries(app: faust.App) -> None:
         await send(*args, **kwargs)
 
     signal.send = send_if_current
+
+
+# --- restoring tables from their changelogs ---------------------------------------
+#
+# Faust's recovery moves each changelog record through the conductor (a flow
+# control wait, a lock, an Event, a queue put; the drain loop awaits a task pair
+# per record) to ``Recovery._slurp_changelogs`` (a ``wait_for`` on the queue and
+# a count of what remains over every partition, per record): ~4,000 records/s
+# restoring 1M customers here. For RocksDB tables the drain loop hands a poll
+# batch's records of the partitions an active recovery reads straight to
+# ``restore_directly``, which does what the slurp loop does with them: skip
+# offsets already applied, advance the recovery's offsets, write through the
+# table's buffer (``apply_changelog_batch``: one RocksDB WriteBatch per
+# ``recovery_buffer_size`` records) and, once no record remains, flush and signal
+# the recovery's end as the slurp loop would. Records of the memory store (which
+# wants decoded keys), of standby partitions and those read after a recovery
+# ended take Faust's own path.
+
+
+class ChangelogRecord:
+    """What a table's ``apply_changelog_batch`` reads of a Faust event."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+
+def restoring_partitions(app: AppT) -> Set[TP]:
+    tables: Any = app.tables
+    recovery = tables.recovery
+    if not recovery.in_recovery:
+        return frozenset()
+    tp_to_table = recovery.tp_to_table
+    return {
+        tp
+        for tp in recovery.active_tps
+        if tp in tp_to_table and _stored_in_rocksdb(tp_to_table[tp])
+    }
+
+
+def _stored_in_rocksdb(table: Any) -> bool:
+    return RocksDBStore is not None and isinstance(table.data, RocksDBStore)
+
+
+def restore_directly(app: AppT, messages: Sequence[Message]) -> None:
+    """Apply changelog records of partitions under recovery, as Faust's recovery
+    loop would one at a time (``Recovery._slurp_changelogs``)."""
+    tables: Any = app.tables
+    recovery = tables.recovery
+    offsets = recovery.active_offsets
+    tp_to_table = recovery.tp_to_table
+    buffers = recovery.buffers
+    sizes = recovery.buffer_sizes
+    for message in messages:
+        tp = message.tp
+        seen = offsets.get(tp)
+        if seen is not None and message.offset <= seen:
+            continue
+        offsets[tp] = message.offset
+        table = tp_to_table[tp]
+        buffer = buffers[table]
+        buffer.append(ChangelogRecord(message))
+        size = sizes.get(tp)
+        if size is None:
+            size = sizes[tp] = table.recovery_buffer_size
+        if len(buffer) >= size:
+            table.apply_changelog_batch(buffer)
+            buffer.clear()
+    if recovery.in_recovery and not recovery.need_recovery():
+        recovery.flush_buffers()
+        recovery._set_recovery_ended()
+        recovery.signal_recovery_end.set()
 
 
 # --- consuming ---------------------------------------------------------------
@@ -280,6 +357,8 @@ class BatchConsumer(RewindingConsumer):
                     continue
                 handler = cast(BatchTransport, self.transport).batch_handler
                 batch: list[Message] = []
+                restoring = self._restoring()
+                changes: list[Message] = []
                 async for tp, message in ait:
                     offset = message.offset
                     r_offset = get_read_offset(tp)
@@ -292,9 +371,15 @@ class BatchConsumer(RewindingConsumer):
                         # Not track_message: its per-message sensor calls cost ~4% of
                         # ingest, and the batch is acked before the next poll anyway.
                         batch.append(message)
+                    elif tp in restoring:
+                        changes.append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
+                if changes and self._restoring():
+                    # a rebalance meanwhile: Faust would clear them from its queue
+                    # on resume, and its next recovery reads them again
+                    restore_directly(self.app, changes)
                 if batch and handler is not None:
                     await self._hand_over(handler, batch)
                 self.diag.unset_flag(CONSUMER_FETCHING)
@@ -313,6 +398,13 @@ class BatchConsumer(RewindingConsumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _restoring(self) -> Set[TP]:
+        """Changelog partitions whose records ``restore_directly`` applies now:
+        those of RocksDB tables that an active recovery is reading, flow running."""
+        if not (self.flow_active and self.app.flow_control.is_active()):
+            return frozenset()
+        return restoring_partitions(self.app)
 
     async def _hand_over(self, handler: BatchHandler, batch: list[Message]) -> None:
         # A rebalance may take partitions at any await: their new owner reads

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import importlib
 import inspect
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +17,13 @@ import faust
 import pytest
 from faust.types import TP
 
-from stream_app.faust_adapter import BatchConsumer, split_inactive, uncommitted
+from stream_app.faust_adapter import (
+    BatchConsumer,
+    ChangelogRecord,
+    restore_directly,
+    split_inactive,
+    uncommitted,
+)
 from stream_app.settings import Settings
 from stream_app.worker import build
 
@@ -93,6 +100,63 @@ async def test_a_batch_being_handled_when_the_worker_stops_is_handled_whole() ->
     assert handled == batch and acked == []
 
 
+class FakeTable:
+    recovery_buffer_size = 2
+
+    def __init__(self) -> None:
+        self.applied: list[list[int]] = []
+
+    def apply_changelog_batch(self, batch: list[ChangelogRecord]) -> None:
+        self.applied.append([r.message.offset for r in batch])
+
+
+class FakeRecovery:
+    """The attributes of faust's Recovery that restore_directly reads and writes."""
+
+    def __init__(self, table: FakeTable, highwater: int) -> None:
+        self.in_recovery = True
+        self.active_offsets: dict[TP, int | None] = {CHANGELOG: 1}
+        self.active_highwaters = {CHANGELOG: highwater}
+        self.tp_to_table = {CHANGELOG: table}
+        self.buffers: defaultdict[FakeTable, list[ChangelogRecord]] = defaultdict(list)
+        self.buffer_sizes: dict[TP, int] = {}
+        self.signal_recovery_end = asyncio.Event()
+
+    def need_recovery(self) -> bool:
+        offset = self.active_offsets[CHANGELOG]
+        return offset is None or self.active_highwaters[CHANGELOG] - offset > 0
+
+    def flush_buffers(self) -> None:
+        for table, buffer in self.buffers.items():
+            table.apply_changelog_batch(buffer)
+            buffer.clear()
+
+    def _set_recovery_ended(self) -> None:
+        self.in_recovery = False
+
+
+async def test_changelog_records_restored_directly_skip_what_was_applied_and_end_the_recovery() -> (
+    None
+):
+    """Offsets up to the last applied are skipped; records are written a buffer at a
+    time; the recovery ends (buffers flushed, its end signalled) with the record at
+    the highwater, not before."""
+    table = FakeTable()
+    recovery = FakeRecovery(table, highwater=6)
+    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery))
+
+    def messages(*offsets: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(tp=CHANGELOG, offset=o) for o in offsets]
+
+    restore_directly(app, messages(0, 1, 2, 3, 4))  # type: ignore[arg-type]
+    assert table.applied == [[2, 3]] and len(recovery.buffers[table]) == 1
+    assert recovery.in_recovery and not recovery.signal_recovery_end.is_set()
+    assert recovery.active_offsets[CHANGELOG] == 4
+    restore_directly(app, messages(4, 5, 6))  # type: ignore[arg-type]
+    assert table.applied == [[2, 3], [4, 5], [6]]
+    assert not recovery.in_recovery and recovery.signal_recovery_end.is_set()
+
+
 # The upstream code that stream_app/faust_adapter.py copies, overrides, calls
 # past the public API or bypasses, and the constructors that define the private
 # attributes it reads. An upgrade that changes one of them fails here: re-read
@@ -142,6 +206,15 @@ PINNED = {
     "faust.tables.recovery:Recovery.on_rebalance": "aa4d997a1795ceae",
     "faust.tables.recovery:Recovery._restart_recovery": "6bd8a8558a2dffe4",
     "faust.tables.recovery:Recovery._wait": "ec7429b70176f8c6",
+    # restore_directly does with a poll batch's changelog records what the slurp
+    # loop does with each (offsets, buffers, the recovery's end), on the
+    # attributes its constructor defines; the consumer stops flow on a rebalance
+    "faust.tables.recovery:Recovery._slurp_changelogs": "7825c7e50f766d5a",
+    "faust.tables.recovery:Recovery.__init__": "acec96bd78fac09b",
+    "faust.tables.recovery:Recovery._set_recovery_ended": "84badf3f2cfe0d02",
+    "faust.tables.recovery:Recovery.flush_buffers": "6fa9c17f1071018c",
+    "faust.tables.recovery:Recovery.need_recovery": "fd1dc345b5d5e121",
+    "faust.transport.consumer:Consumer.stop_flow": "cf7e875a2b0d40e8",
 }
 
 # Every private member of an upstream object the adapter uses: where it is defined.
@@ -167,6 +240,7 @@ PRIVATE_MEMBERS = {
     "_db_for_partition": "faust.stores.rocksdb:Store._db_for_partition",
     "_visible_items": "faust.stores.rocksdb:Store._visible_items",
     "_key_partition": "faust.stores.memory:Store.__init__",
+    "_set_recovery_ended": "faust.tables.recovery:Recovery._set_recovery_ended",
 }
 ADAPTER = Path(__file__).parents[2] / "stream_app" / "faust_adapter.py"
 
@@ -196,6 +270,7 @@ def _private_attributes(path: Path) -> set[str]:
 
 def test_every_private_member_the_adapter_touches_is_pinned() -> None:
     ours = {"_seek", "_hand_over", "_submit", "_send_batches", "_send_end_marker", "_producer"}
+    ours |= {"_restoring", "_stored_in_rocksdb"}
     ours |= {"_batches", "_stores", "_changes", "_sent", "_store", "_partition"}
     touched = _private_attributes(ADAPTER) - ours
     assert touched <= PRIVATE_MEMBERS.keys(), touched - PRIVATE_MEMBERS.keys()
