@@ -100,6 +100,19 @@ async def test_a_batch_being_handled_when_the_worker_stops_is_handled_whole() ->
     assert handled == batch and acked == []
 
 
+def test_the_livelock_check_leaves_changelog_partitions_alone() -> None:
+    """A paused changelog partition moved on by the worker's own writes is no
+    stalled stream (Faust logged an ERROR every ~7 s for each, from 5 minutes on);
+    input partitions are still checked."""
+    checked: list[TP] = []
+    thread = SimpleNamespace(verify_event_path=lambda now, tp: checked.append(tp))
+    app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}))
+    consumer = SimpleNamespace(app=app, _thread=thread)
+    BatchConsumer.verify_event_path(consumer, 1.0, CHANGELOG)  # type: ignore[arg-type]
+    BatchConsumer.verify_event_path(consumer, 1.0, P0)  # type: ignore[arg-type]
+    assert checked == [P0]
+
+
 class FakeTable:
     recovery_buffer_size = 2
 
@@ -175,6 +188,7 @@ PINNED = {
     "faust.transport.consumer:ThreadDelegateConsumer.seek_to_committed": "f1d483b861b0328b",
     "faust.transport.consumer:ThreadDelegateConsumer.highwater": "f52cb0d26a713c3a",
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    "faust.transport.drivers.aiokafka:Consumer.verify_event_path": "a17e8f0610e1abcb",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
         "c2701bfc3e6f6cad"
     ),
