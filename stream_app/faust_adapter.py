@@ -368,6 +368,7 @@ class BatchConsumer(RewindingConsumer):
                 handler = cast(BatchTransport, self.transport).batch_handler
                 batch: list[Message] = []
                 restoring = self._restoring()
+                generation = self.app.consumer_generation_id
                 changes: list[Message] = []
                 async for tp, message in ait:
                     offset = message.offset
@@ -386,10 +387,13 @@ class BatchConsumer(RewindingConsumer):
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
-                if changes and self._restoring():
-                    # a rebalance meanwhile: Faust would clear them from its queue
-                    # on resume, and its next recovery reads them again
-                    restore_directly(self.app, changes)
+                if changes and self.app.consumer_generation_id == generation:
+                    # else a rebalance came meanwhile: they may be ahead of where the
+                    # next recovery seeks to (applied, they would make it skip the
+                    # records between); Faust's queue drops them on resume too, and
+                    # that recovery reads them again
+                    if self._restoring():
+                        restore_directly(self.app, changes)
                 if batch and handler is not None:
                     await self._hand_over(handler, batch)
                 self.diag.unset_flag(CONSUMER_FETCHING)
